@@ -1,0 +1,65 @@
+// Errors inside the core are exceptions carrying a status; every C API entry point
+// turns them into a return code plus a thread-local message (api_guard).
+#pragma once
+
+#include "llaisys/llaisys.h"
+
+#include <new>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace llaisys {
+
+class Error : public std::runtime_error {
+public:
+    Error(llaisysStatus_t status, const std::string &message)
+        : std::runtime_error(message), status_(status) {}
+    llaisysStatus_t status() const { return status_; }
+
+private:
+    llaisysStatus_t status_;
+};
+
+void set_last_error(const std::string &message);
+
+template <typename... Args> std::string str_cat(const Args &...args) {
+    std::ostringstream os;
+    (os << ... << args);
+    return os.str();
+}
+
+template <typename... Args> [[noreturn]] void fail(llaisysStatus_t status, const Args &...args) {
+    throw Error(status, str_cat(args...));
+}
+
+// Runs f and maps what it throws to a status; the message goes to llaisysGetLastError.
+template <typename F> llaisysStatus_t api_guard(F &&f) noexcept {
+    try {
+        f();
+        return LLAISYS_OK;
+    } catch (const Error &e) {
+        set_last_error(e.what());
+        return e.status();
+    } catch (const std::bad_alloc &) {
+        set_last_error("out of memory");
+        return LLAISYS_ERR_OUT_OF_MEMORY;
+    } catch (const std::exception &e) {
+        set_last_error(e.what());
+        return LLAISYS_ERR_INTERNAL;
+    } catch (...) {
+        set_last_error("unknown internal error");
+        return LLAISYS_ERR_INTERNAL;
+    }
+}
+
+} // namespace llaisys
+
+#define LLAISYS_CHECK(cond, status, ...)                                                         \
+    do {                                                                                         \
+        if (!(cond)) ::llaisys::fail(status, __VA_ARGS__);                                       \
+    } while (0)
+#define CHECK_ARG(cond, ...) LLAISYS_CHECK(cond, LLAISYS_ERR_INVALID_ARGUMENT, __VA_ARGS__)
+#define CHECK_SHAPE(cond, ...) LLAISYS_CHECK(cond, LLAISYS_ERR_SHAPE, __VA_ARGS__)
+#define CHECK_DTYPE(cond, ...) LLAISYS_CHECK(cond, LLAISYS_ERR_DTYPE, __VA_ARGS__)
+#define CHECK_DEVICE(cond, ...) LLAISYS_CHECK(cond, LLAISYS_ERR_DEVICE, __VA_ARGS__)

@@ -1,0 +1,7 @@
+#pragma once
+
+#include "core/dtype.hpp"
+
+namespace llaisys::ops::cpu {
+void add(std::byte *c, const std::byte *a, const std::byte *b, llaisysDataType_t dtype, size_t n);
+}

@@ -1,0 +1,21 @@
+// Internal entry points of every operator (include/llaisys/ops.h documents semantics).
+// Each validates its operands (throwing llaisys::Error) and dispatches on the device.
+#pragma once
+
+#include "llaisys/ops.h"
+#include "tensor/tensor.hpp"
+
+namespace llaisys::ops {
+
+void add(tensor_t c, tensor_t a, tensor_t b);
+void argmax(tensor_t max_idx, tensor_t max_val, tensor_t vals);
+void embedding(tensor_t out, tensor_t index, tensor_t weight);
+void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias /* may be null */);
+void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps);
+void rope(tensor_t out, tensor_t in, tensor_t pos_ids, float theta);
+void self_attention(tensor_t out, tensor_t q, tensor_t k, tensor_t v, float scale);
+void swiglu(tensor_t out, tensor_t gate, tensor_t up);
+void rearrange(tensor_t out, tensor_t in);
+void sample(tensor_t out_ids, tensor_t logits, const LlaisysSamplingParams *params);
+
+} // namespace llaisys::ops

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""The one test entry point: `python scripts/run_tests.py --suite all`.
+
+Stages follow the architecture milestones (see the seed description):
+  stage0  core: C API, tensors, ops, model decode, KV semantics, loaders (test/core, test/ops)
+  stage1  offline engine: scheduler, block manager, executor, LLM (test/engine, test/offline)
+  stage2  online serving and sampling (test/online)
+  parity  against Hugging Face transformers (test/parity), gated by --run-parity
+Each stage runs as its own pytest process; the exit code is non-zero when any stage fails
+or a selected stage has no tests yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = {
+    "stage0": ["test/core", "test/ops"],
+    "stage1": ["test/engine", "test/offline"],
+    "stage2": ["test/online"],
+    "parity": ["test/parity"],
+}
+POLICIES = ("auto", "always", "never")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--suite", choices=[*STAGES, "all"], default="all")
+    p.add_argument("--model-path", default=None,
+                   help="a Hugging Face model directory for the infer/parity baselines")
+    p.add_argument("--run-parity", choices=POLICIES, default="auto",
+                   help="auto: run parity when torch and transformers are importable")
+    p.add_argument("--run-hf", choices=POLICIES, default="auto",
+                   help="HF-dependent checks inside stage0 (auto: when transformers is importable)")
+    p.add_argument("--device", choices=["cpu", "nvidia"], default="cpu")
+    p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression")
+    p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    return p.parse_args()
+
+
+def hf_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+
+
+def selected_stages(args: argparse.Namespace) -> list[str]:
+    if args.suite != "all":
+        return [args.suite]
+    stages = ["stage0", "stage1", "stage2"]
+    if args.run_parity == "always" or (args.run_parity == "auto" and hf_available()):
+        stages.append("parity")
+    else:
+        print(f"[run_tests] parity skipped (--run-parity {args.run_parity}"
+              f"{', transformers/torch not installed' if not hf_available() else ''})")
+    return stages
+
+
+def has_tests(dirs: list[str]) -> bool:
+    return any((ROOT / d).rglob("test_*.py") for d in dirs if (ROOT / d).is_dir())
+
+
+SUMMARY = re.compile(r"(\d+) (passed|failed|error|errors|skipped)")
+
+
+def run_stage(stage: str, args: argparse.Namespace, env: dict[str, str]) -> dict[str, int]:
+    dirs = STAGES[stage]
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    if not has_tests(dirs):
+        print(f"[run_tests] {stage}: NO TESTS WRITTEN in {', '.join(dirs)} — counted as failed")
+        counts["failed"] = 1
+        return counts
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", *dirs]
+    if args.keyword:
+        cmd += ["-k", args.keyword]
+    cmd += args.pytest_args
+    print(f"[run_tests] {stage}: {' '.join(cmd[1:])}", flush=True)
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    last = ""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        if line.strip():
+            last = line
+    rc = proc.wait()
+    for n, what in SUMMARY.findall(last):
+        key = {"error": "failed", "errors": "failed"}.get(what, what)
+        counts[key] += int(n)
+    if rc not in (0, 5) and counts["failed"] == 0:
+        counts["failed"] = 1  # pytest itself failed (collection, internal error)
+    if rc == 5:
+        print(f"[run_tests] {stage}: no test was collected — counted as failed")
+        counts["failed"] += 1
+    print(f"[run_tests] {stage}: rc={rc} in {time.monotonic() - start:.0f}s", flush=True)
+    return counts
+
+
+def main() -> int:
+    args = parse_args()
+    env = dict(os.environ)
+    env["LLAISYS_RUN_PARITY"] = args.run_parity
+    env["LLAISYS_RUN_HF"] = args.run_hf
+    env["LLAISYS_TEST_DEVICE"] = args.device
+    if args.model_path:
+        env["LLAISYS_TEST_MODEL_PATH"] = str(Path(args.model_path).resolve())
+    total = {"passed": 0, "failed": 0, "skipped": 0}
+    results = {}
+    for stage in selected_stages(args):
+        counts = run_stage(stage, args, env)
+        results[stage] = counts
+        for k in total:
+            total[k] += counts[k]
+    print("\n[run_tests] summary")
+    for stage, c in results.items():
+        print(f"  {stage:7s} {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped")
+    print(f"{total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
+    return 1 if total["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

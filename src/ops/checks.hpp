@@ -40,6 +40,31 @@ inline void check_ndim(const char *op, const tensor_t &t, size_t ndim, const cha
                 shape_str(t->shape()));
 }
 
+inline void check_float(const char *op, std::initializer_list<tensor_t> ts) {
+    for (const tensor_t &t : ts)
+        CHECK_DTYPE(dtype_is_float(t->dtype()), op, ": needs F32, F16 or BF16, got ",
+                    dtype_name(t->dtype()));
+}
+
+// Rows at a fixed pitch: contiguous except possibly for the stride of dim 0.
+inline void check_rows_contiguous(const char *op, std::initializer_list<tensor_t> ts) {
+    for (const tensor_t &t : ts)
+        CHECK_SHAPE(t->rows_contiguous(), op, ": rows of ", t->info(), " must be contiguous");
+}
+
+// Elements between consecutive dim-0 rows (the row pitch), valid for any rank >= 1.
+inline ptrdiff_t row_stride(const tensor_t &t) {
+    if (t->shape()[0] > 1) return t->strides()[0];
+    return ptrdiff_t(t->numel()); // a single (or no) row: the pitch is never used to step
+}
+
+// Strided [n, heads, d] operands (rope, attention) need only a unit stride on the last dim.
+inline void check_unit_last_stride(const char *op, std::initializer_list<tensor_t> ts) {
+    for (const tensor_t &t : ts)
+        CHECK_SHAPE(t->shape().back() <= 1 || t->strides().back() == 1, op, ": last dim of ",
+                    t->info(), " must have unit stride");
+}
+
 [[noreturn]] inline void unsupported_device(const char *op, const tensor_t &t) {
     fail(LLAISYS_ERR_DEVICE, op, ": not implemented for device type ", int(t->device_type()));
 }

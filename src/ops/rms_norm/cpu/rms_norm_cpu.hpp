@@ -1,0 +1,10 @@
+#pragma once
+
+#include "core/dtype.hpp"
+
+namespace llaisys::ops::cpu {
+// out row = in row / sqrt(mean(in row^2) + eps) * weight, for rows of d elements at the
+// given pitches (in elements).
+void rms_norm(std::byte *out, ptrdiff_t out_stride, const std::byte *in, ptrdiff_t in_stride,
+              const std::byte *weight, llaisysDataType_t dtype, size_t rows, size_t d, float eps);
+} // namespace llaisys::ops::cpu

@@ -1,0 +1,31 @@
+#include "ops/checks.hpp"
+#include "ops/ops.hpp"
+#include "ops/swiglu/cpu/swiglu_cpu.hpp"
+
+namespace llaisys::ops {
+
+void swiglu(tensor_t out, tensor_t gate, tensor_t up) {
+    check_not_null("swiglu", {&out, &gate, &up});
+    check_same_device("swiglu", {out, gate, up});
+    check_float("swiglu", {gate});
+    check_same_dtype("swiglu", {out, gate, up});
+    CHECK_SHAPE(out->shape() == gate->shape() && gate->shape() == up->shape(),
+                "swiglu: shapes differ: ", shape_str(out->shape()), ", ",
+                shape_str(gate->shape()), ", ", shape_str(up->shape()));
+    check_contiguous("swiglu", {out, gate, up});
+    switch (out->device_type()) {
+    case LLAISYS_DEVICE_CPU:
+        return cpu::swiglu(out->data(), gate->data(), up->data(), out->dtype(), out->numel());
+    default:
+        unsupported_device("swiglu", out);
+    }
+}
+
+} // namespace llaisys::ops
+
+__C llaisysStatus_t llaisysSwiGLU(llaisysTensor_t out, llaisysTensor_t gate, llaisysTensor_t up) {
+    return llaisys::api_guard([&] {
+        CHECK_ARG(out && gate && up, "swiglu: null tensor");
+        llaisys::ops::swiglu(out->tensor, gate->tensor, up->tensor);
+    });
+}

@@ -1,0 +1,244 @@
+// The register-blocked kernels of linear, written once over a vector traits type V and
+// instantiated by linear_generic.cpp, linear_avx2.cpp and linear_avx512.cpp.
+//
+// Everything here has internal linkage on purpose: an inline function with external linkage
+// compiled into the AVX-512 object could be the copy the linker keeps for generic callers,
+// which would then die with SIGILL on an older CPU. For the same reason this header calls no
+// inline helper of the rest of the core; V supplies the f16 conversions.
+//
+// V provides: reg, width (floats per reg), mr (input rows per tile), zero(), load(const float *),
+// store(float *, reg), fmadd(a, b, c) = a*b + c, hsum(reg), half_to_f32(uint16_t),
+// f32_to_half(float), and 32-element dequantizers writing 32 / width regs:
+// f32x(const float *), bf16x(const uint16_t *), f16x(const uint16_t *),
+// q8x(const int8_t *q, float d): d*q, q4x(const uint8_t *q, float d, float c): d*q + c with
+// the low nibbles of the 16 bytes being elements 0..15 and the high nibbles 16..31.
+#pragma once
+
+#include "ops/linear/cpu/linear_cpu.hpp"
+
+#include <cstdint>
+#include <cstring>
+
+namespace llaisys::ops::cpu {
+namespace {
+
+inline uint16_t load_u16(const std::byte *p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+
+inline float bf16_bits_to_f32(uint16_t b) {
+    uint32_t u = uint32_t(b) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+// Round to nearest even with NaN kept quiet, as llaisys::f32_to_bf16 (see the note above).
+inline uint16_t f32_to_bf16_bits(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return uint16_t(u >> 16);
+}
+
+enum class OutKind { F32, F16, BF16 };
+
+// Weight formats. A chunk is 32 consecutive elements of one row (one quantized block);
+// elem() reads one element of a float row for the k % 32 tail.
+struct F32W {
+    static constexpr OutKind out = OutKind::F32;
+    static constexpr bool quantized = false;
+    static constexpr size_t chunk_bytes = 128;
+    template <class V> static void chunk(const std::byte *p, typename V::reg *w) {
+        V::f32x(reinterpret_cast<const float *>(p), w);
+    }
+    template <class V> static float elem(const std::byte *row, size_t j) {
+        float v;
+        std::memcpy(&v, row + 4 * j, 4);
+        return v;
+    }
+};
+
+struct BF16W {
+    static constexpr OutKind out = OutKind::BF16;
+    static constexpr bool quantized = false;
+    static constexpr size_t chunk_bytes = 64;
+    template <class V> static void chunk(const std::byte *p, typename V::reg *w) {
+        V::bf16x(reinterpret_cast<const uint16_t *>(p), w);
+    }
+    template <class V> static float elem(const std::byte *row, size_t j) {
+        return bf16_bits_to_f32(load_u16(row + 2 * j));
+    }
+};
+
+struct F16W {
+    static constexpr OutKind out = OutKind::F16;
+    static constexpr bool quantized = false;
+    static constexpr size_t chunk_bytes = 64;
+    template <class V> static void chunk(const std::byte *p, typename V::reg *w) {
+        V::f16x(reinterpret_cast<const uint16_t *>(p), w);
+    }
+    template <class V> static float elem(const std::byte *row, size_t j) {
+        return V::half_to_f32(load_u16(row + 2 * j));
+    }
+};
+
+struct Q8_0W { // f16 d, 32 x int8: y = d*q
+    static constexpr OutKind out = OutKind::F32;
+    static constexpr bool quantized = true;
+    static constexpr size_t chunk_bytes = 34;
+    template <class V> static void chunk(const std::byte *p, typename V::reg *w) {
+        V::q8x(reinterpret_cast<const int8_t *>(p + 2), V::half_to_f32(load_u16(p)), w);
+    }
+};
+
+struct Q4_0W { // f16 d, 16 bytes of nibbles: y = d*(q - 8)
+    static constexpr OutKind out = OutKind::F32;
+    static constexpr bool quantized = true;
+    static constexpr size_t chunk_bytes = 18;
+    template <class V> static void chunk(const std::byte *p, typename V::reg *w) {
+        const float d = V::half_to_f32(load_u16(p));
+        V::q4x(reinterpret_cast<const uint8_t *>(p + 2), d, -8.0f * d, w);
+    }
+};
+
+struct Q4_1W { // f16 d, f16 m, 16 bytes of nibbles: y = d*q + m
+    static constexpr OutKind out = OutKind::F32;
+    static constexpr bool quantized = true;
+    static constexpr size_t chunk_bytes = 20;
+    template <class V> static void chunk(const std::byte *p, typename V::reg *w) {
+        V::q4x(reinterpret_cast<const uint8_t *>(p + 4), V::half_to_f32(load_u16(p)),
+               V::half_to_f32(load_u16(p + 2)), w);
+    }
+};
+
+// Calls f(Format{}) for the weight dtype; op.cpp admits no other dtype.
+template <class Fn> void with_format(llaisysDataType_t dtype, Fn &&f) {
+    switch (dtype) {
+    case LLAISYS_DTYPE_F32:
+        return f(F32W{});
+    case LLAISYS_DTYPE_BF16:
+        return f(BF16W{});
+    case LLAISYS_DTYPE_F16:
+        return f(F16W{});
+    case LLAISYS_DTYPE_Q8_0:
+        return f(Q8_0W{});
+    case LLAISYS_DTYPE_Q4_0:
+        return f(Q4_0W{});
+    case LLAISYS_DTYPE_Q4_1:
+        return f(Q4_1W{});
+    default:
+        return;
+    }
+}
+
+template <class V, class F> void store_out(std::byte *row, size_t j, float v) {
+    if constexpr (F::out == OutKind::F32) {
+        std::memcpy(row + 4 * j, &v, 4);
+    } else {
+        const uint16_t h = F::out == OutKind::F16 ? V::f32_to_half(v) : f32_to_bf16_bits(v);
+        std::memcpy(row + 2 * j, &h, 2);
+    }
+}
+
+constexpr size_t out_elem_bytes(OutKind k) { return k == OutKind::F32 ? 4 : 2; }
+
+// NR weight rows x MR input rows: each weight chunk is dequantized once into registers and
+// multiplied into all MR rows, so W streams through the core exactly once per tile.
+template <class V, class F, int NR, int MR>
+void tile(const KernelArgs &a, size_t j0, size_t i0) {
+    using reg = typename V::reg;
+    constexpr int C = 32 / V::width;
+    const std::byte *wr[NR];
+    for (int r = 0; r < NR; ++r) wr[r] = a.w + (j0 + r) * a.w_row_bytes;
+    const float *xr[MR];
+    for (int i = 0; i < MR; ++i) xr[i] = a.x + (i0 + i) * a.ldx;
+    reg acc[MR][NR];
+    for (int i = 0; i < MR; ++i)
+        for (int r = 0; r < NR; ++r) acc[i][r] = V::zero();
+
+    const size_t chunks = a.k / 32;
+    for (size_t c = 0; c < chunks; ++c) {
+        for (int r = 0; r < NR; ++r) {
+            reg w[C];
+            F::template chunk<V>(wr[r] + c * F::chunk_bytes, w);
+            for (int i = 0; i < MR; ++i)
+                for (int q = 0; q < C; ++q)
+                    acc[i][r] = V::fmadd(w[q], V::load(xr[i] + c * 32 + q * V::width), acc[i][r]);
+        }
+    }
+
+    for (int i = 0; i < MR; ++i) {
+        std::byte *orow = a.out + (i0 + i) * a.n * out_elem_bytes(F::out);
+        for (int r = 0; r < NR; ++r) {
+            float s = V::hsum(acc[i][r]);
+            if constexpr (!F::quantized)
+                for (size_t j = chunks * 32; j < a.k; ++j)
+                    s += F::template elem<V>(wr[r], j) * xr[i][j];
+            if (a.bias) s += a.bias[j0 + r];
+            store_out<V, F>(orow, j0 + r, s);
+        }
+    }
+}
+
+// The tile for the last mr < V::mr input rows.
+template <class V, class F, int NR, int MR = V::mr>
+void tile_rows(const KernelArgs &a, size_t j0, size_t i0, size_t mr) {
+    if constexpr (MR > 1) {
+        if (mr < size_t(MR)) return tile_rows<V, F, NR, MR - 1>(a, j0, i0, mr);
+    }
+    tile<V, F, NR, MR>(a, j0, i0);
+}
+
+// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr size_t kParallelMinWork = size_t(1) << 16;
+
+template <class V, class F> void gemm_format(const KernelArgs &a) {
+    constexpr size_t NR = 4;
+    const ptrdiff_t blocks = ptrdiff_t((a.n + NR - 1) / NR);
+    const bool parallel = a.threads > 1 && a.m * a.n * a.k >= kParallelMinWork;
+#pragma omp parallel for schedule(static) num_threads(a.threads) if (parallel)
+    for (ptrdiff_t b = 0; b < blocks; ++b) {
+        const size_t j0 = size_t(b) * NR;
+        for (size_t i0 = 0; i0 < a.m; i0 += V::mr) {
+            const size_t left = a.m - i0, mr = left < size_t(V::mr) ? left : size_t(V::mr);
+            if (j0 + NR <= a.n) {
+                tile_rows<V, F, NR>(a, j0, i0, mr);
+            } else {
+                for (size_t j = j0; j < a.n; ++j) tile_rows<V, F, 1>(a, j, i0, mr);
+            }
+        }
+    }
+}
+
+template <class V> void gemm_any(const KernelArgs &a) {
+    with_format(a.wtype, [&](auto f) { gemm_format<V, decltype(f)>(a); });
+}
+
+// Dequantizes / widens rows of any weight dtype (or F16/BF16 activations) to f32.
+template <class V>
+void rows_to_f32_any(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype,
+                     size_t rows, size_t k, float *dst, size_t ld_dst) {
+    with_format(dtype, [&](auto f) {
+        using F = decltype(f);
+        constexpr int C = 32 / V::width;
+        for (size_t r = 0; r < rows; ++r) {
+            const std::byte *row = src + r * src_row_bytes;
+            float *d = dst + r * ld_dst;
+            const size_t chunks = k / 32;
+            for (size_t c = 0; c < chunks; ++c) {
+                typename V::reg w[C];
+                F::template chunk<V>(row + c * F::chunk_bytes, w);
+                for (int q = 0; q < C; ++q) V::store(d + c * 32 + q * V::width, w[q]);
+            }
+            if constexpr (!F::quantized)
+                for (size_t j = chunks * 32; j < k; ++j) d[j] = F::template elem<V>(row, j);
+        }
+    });
+}
+
+} // namespace
+} // namespace llaisys::ops::cpu

@@ -1,0 +1,58 @@
+#include "ops/checks.hpp"
+#include "ops/linear/cpu/linear_cpu.hpp"
+#include "ops/ops.hpp"
+
+namespace llaisys::ops {
+
+void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias) {
+    check_not_null("linear", {&out, &in, &weight});
+    check_same_device("linear", {out, in, weight});
+    check_ndim("linear", in, 2, "in");
+    check_ndim("linear", weight, 2, "weight");
+    check_ndim("linear", out, 2, "out");
+    const size_t m = in->dim(0), k = in->dim(1), n = weight->dim(0);
+    CHECK_SHAPE(weight->dim(1) == k, "linear: in ", shape_str(in->shape()), " and weight ",
+                shape_str(weight->shape()), " differ in k");
+    CHECK_SHAPE(out->dim(0) == m && out->dim(1) == n, "linear: out ", shape_str(out->shape()),
+                " is not [", m, ", ", n, "]");
+    CHECK_ARG(m > 0 && n > 0 && k > 0, "linear: empty operand (m=", m, ", n=", n, ", k=", k, ")");
+
+    const llaisysDataType_t wtype = weight->dtype();
+    if (dtype_is_quantized(wtype)) {
+        check_dtype("linear", in, LLAISYS_DTYPE_F32, "in (with quantized weight)");
+        check_dtype("linear", out, LLAISYS_DTYPE_F32, "out (with quantized weight)");
+    } else {
+        CHECK_DTYPE(dtype_is_float(wtype), "linear: unsupported weight dtype ", dtype_name(wtype));
+        check_same_dtype("linear", {weight, in, out});
+    }
+    check_contiguous("linear", {out, weight});
+    CHECK_SHAPE(in->rows_contiguous(), "linear: in rows must be contiguous");
+    if (bias) {
+        check_same_device("linear", {out, bias});
+        check_dtype("linear", bias, out->dtype(), "bias");
+        check_ndim("linear", bias, 1, "bias");
+        CHECK_SHAPE(bias->dim(0) == n, "linear: bias ", shape_str(bias->shape()), " is not [", n,
+                    "]");
+        check_contiguous("linear", {bias});
+    }
+
+    switch (out->device_type()) {
+    case LLAISYS_DEVICE_CPU:
+        return cpu::linear({out->data(), in->data(), m > 1 ? size_t(in->strides()[0]) : k,
+                            weight->data(), bias ? bias->data() : nullptr, wtype, in->dtype(), m,
+                            n, k});
+    default:
+        unsupported_device("linear", out);
+    }
+}
+
+} // namespace llaisys::ops
+
+__C llaisysStatus_t llaisysLinear(llaisysTensor_t out, llaisysTensor_t in, llaisysTensor_t weight,
+                                  llaisysTensor_t bias) {
+    return llaisys::api_guard([&] {
+        CHECK_ARG(out && in && weight, "linear: null tensor");
+        llaisys::ops::linear(out->tensor, in->tensor, weight->tensor,
+                             bias ? bias->tensor : nullptr);
+    });
+}

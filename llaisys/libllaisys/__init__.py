@@ -62,7 +62,7 @@ def _load() -> ctypes.CDLL:
 
 
 LIB = _load()
-for _module in (runtime, tensor, ops) + ((model,) if hasattr(LIB, "llaisysModelCreate") else ()):
+for _module in (runtime, tensor, ops, model):
     _module.declare(LIB)
 
 __all__ = [

@@ -1,0 +1,301 @@
+// llaisysModelDecode: batch validation, KV placement, the forward pass and outputs.
+#include "models/kv_kernels.hpp"
+#include "models/model.hpp"
+#include "ops/ops.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+namespace llaisys::models {
+
+// A batch that passed validation, as host vectors; cells and the key map are filled once
+// the cache has placed the tokens.
+struct Step {
+    size_t n = 0;
+    std::vector<int64_t> tokens, pos;
+    std::vector<int32_t> seq;
+    std::vector<int64_t> out_rows; // token rows producing outputs, in token order
+    std::vector<int64_t> cells;    // cache cell of each token
+    std::vector<int32_t> key_table;
+    std::vector<int64_t> key_row;
+    std::vector<int32_t> n_keys;
+    size_t block_size = 1;
+};
+
+namespace {
+
+template <typename... Args> [[noreturn]] void bad_batch(const Args &...args) {
+    fail(LLAISYS_ERR_INVALID_BATCH, "invalid batch: ", args...);
+}
+
+Step validate(const LlaisysModelMeta &m, const KvCache &kv, const LlaisysBatch &b) {
+    if (b.n_tokens < 1) bad_batch("n_tokens must be >= 1, got ", b.n_tokens);
+    if (!b.token || !b.pos || !b.seq_id) bad_batch("token, pos and seq_id are required");
+    if ((b.sampling == nullptr) != (b.out_token == nullptr))
+        bad_batch("sampling and out_token must be given together");
+    const bool block = kv.layout() == LLAISYS_KV_LAYOUT_BLOCK;
+    Step s;
+    s.n = size_t(b.n_tokens);
+    s.tokens.assign(b.token, b.token + s.n);
+    s.pos.assign(b.pos, b.pos + s.n);
+    s.seq.assign(b.seq_id, b.seq_id + s.n);
+
+    if (block) {
+        if (!b.slot) bad_batch("BLOCK layout needs slot");
+        if (b.n_seqs < 1 || b.block_table_width < 1 || !b.block_tables)
+            bad_batch("BLOCK layout needs block_tables with n_seqs >= 1 and width >= 1");
+    }
+    const std::vector<int64_t> pos_max = block ? std::vector<int64_t>() : kv.pos_max_all();
+    const int64_t n_seqs = block ? b.n_seqs : kv.n_seq_max();
+    const size_t bs = kv.block_size(), width = block ? size_t(b.block_table_width) : 0;
+    std::unordered_map<int32_t, int64_t> last_pos; // per sequence, within the batch
+    for (size_t i = 0; i < s.n; ++i) {
+        const int64_t tok = s.tokens[i], p = s.pos[i];
+        const int32_t q = s.seq[i];
+        if (tok < 0 || uint64_t(tok) >= m.vocab_size)
+            bad_batch("token ", i, ": id ", tok, " out of range [0, ", m.vocab_size, ")");
+        if (p < 0 || uint64_t(p) >= m.max_position)
+            bad_batch("token ", i, ": position ", p, " out of range [0, ", m.max_position, ")");
+        if (q < 0 || q >= n_seqs)
+            bad_batch("token ", i, ": sequence ", q, " out of range [0, ", n_seqs, ")",
+                      block ? " (rows of block_tables)" : " (n_seq_max)");
+        auto it = last_pos.find(q);
+        if (it != last_pos.end()) {
+            if (p != it->second + 1)
+                bad_batch("token ", i, ": sequence ", q, " jumps from position ", it->second,
+                          " to ", p, " (positions must be consecutive)");
+            it->second = p;
+        } else {
+            if (!block && p != pos_max[q] + 1)
+                bad_batch("token ", i, ": sequence ", q, " starts at position ", p,
+                          " but the cache holds it up to ", pos_max[q], " (expected ",
+                          pos_max[q] + 1, ")");
+            last_pos.emplace(q, p);
+        }
+    }
+    if (block) {
+        // Every block a token reads must exist: columns 0..last_pos/bs of its sequence.
+        for (const auto &[q, last] : last_pos) {
+            const size_t cols = size_t(last) / bs + 1;
+            if (cols > width)
+                bad_batch("sequence ", q, " reaches position ", last, " but its block table has ",
+                          width, " columns of ", bs, " positions");
+            for (size_t j = 0; j < cols; ++j) {
+                const int32_t blk = b.block_tables[size_t(q) * width + j];
+                if (blk < 0 || size_t(blk) >= kv.n_blocks())
+                    bad_batch("sequence ", q, ": block table column ", j, " holds block ", blk,
+                              ", outside [0, ", kv.n_blocks(), ")");
+            }
+        }
+        s.cells.assign(b.slot, b.slot + s.n);
+        for (size_t i = 0; i < s.n; ++i) {
+            const int64_t slot = s.cells[i], p = s.pos[i];
+            if (slot < 0 || uint64_t(slot) >= kv.n_cells())
+                bad_batch("token ", i, ": slot ", slot, " out of range [0, ", kv.n_cells(), ")");
+            const int64_t expect =
+                int64_t(b.block_tables[size_t(s.seq[i]) * width + size_t(p) / bs]) * int64_t(bs) +
+                p % int64_t(bs);
+            if (slot != expect)
+                bad_batch("token ", i, ": slot ", slot, " does not match the block table of sequence ",
+                          s.seq[i], " at position ", p, " (expected ", expect, ")");
+        }
+        std::vector<int64_t> sorted = s.cells;
+        std::sort(sorted.begin(), sorted.end());
+        auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+        if (dup != sorted.end()) bad_batch("slot ", *dup, " is written by two tokens");
+        s.key_table.assign(b.block_tables, b.block_tables + size_t(b.n_seqs) * width);
+        s.block_size = bs;
+        for (size_t i = 0; i < s.n; ++i) {
+            s.key_row.push_back(int64_t(s.seq[i]) * int64_t(width));
+            s.n_keys.push_back(int32_t(s.pos[i] + 1));
+        }
+    }
+    for (size_t i = 0; i < s.n; ++i)
+        if (b.output ? b.output[i] != 0 : i + 1 == s.n) s.out_rows.push_back(int64_t(i));
+    if (b.sampling)
+        for (size_t r = 0; r < s.out_rows.size(); ++r) {
+            const LlaisysSamplingParams &sp = b.sampling[r];
+            if (std::isnan(sp.temperature) || !(sp.top_p > 0.f && sp.top_p <= 1.f) ||
+                !(sp.min_p >= 0.f && sp.min_p <= 1.f))
+                bad_batch("output ", r, ": sampling params out of range (temperature ",
+                          sp.temperature, ", top_p ", sp.top_p, " in (0, 1], min_p ", sp.min_p,
+                          " in [0, 1])");
+        }
+    return s;
+}
+
+// SLOT: each sequence's cells ordered by position, concatenated; a token reads the cells
+// of its sequence up to its own position.
+void slot_key_map(const KvCache &kv, Step &s) {
+    std::vector<int32_t> seqs;
+    std::unordered_map<int32_t, size_t> row_of;
+    for (int32_t q : s.seq)
+        if (row_of.emplace(q, seqs.size()).second) seqs.push_back(q);
+    const auto lists = kv.seq_cells(seqs);
+    std::vector<int64_t> start(seqs.size());
+    for (size_t r = 0; r < seqs.size(); ++r) {
+        start[r] = int64_t(s.key_table.size());
+        for (const KvCache::Cell &c : lists[r]) s.key_table.push_back(c.cell);
+    }
+    s.block_size = 1;
+    for (size_t i = 0; i < s.n; ++i) {
+        const size_t r = row_of[s.seq[i]];
+        const auto &cells = lists[r];
+        const auto end = std::upper_bound(
+            cells.begin(), cells.end(), s.pos[i],
+            [](int64_t p, const KvCache::Cell &c) { return p < c.pos; });
+        s.key_row.push_back(start[r]);
+        s.n_keys.push_back(int32_t(end - cells.begin()));
+    }
+}
+
+tensor_t rows(const tensor_t &t, size_t n) { return t->slice(0, 0, n); }
+
+} // namespace
+
+template <typename T>
+tensor_t Model::upload(tensor_t &buf, llaisysDataType_t dtype, const std::vector<T> &host) const {
+    if (!buf || buf->numel() < host.size()) buf = new_tensor({std::max<size_t>(host.size(), 1)}, dtype);
+    tensor_t v = rows(buf, host.size());
+    v->load(host.data());
+    return v;
+}
+
+void Model::reserve(size_t tokens, size_t outputs, bool backups) {
+    const LlaisysModelMeta &m = meta_;
+    const llaisysDataType_t dt = m.dtype;
+    if (tokens > ws_.tokens) { // start over: every token-sized buffer grows
+        const size_t t = std::max(tokens, 2 * ws_.tokens);
+        ws_ = Workspace{};
+        ws_.tokens = t;
+        ws_.x = new_tensor({t, m.hidden_size}, dt);
+        ws_.xn = new_tensor({t, m.hidden_size}, dt);
+        ws_.o = new_tensor({t, m.hidden_size}, dt);
+        ws_.q = new_tensor({t, m.n_head, m.head_dim}, dt);
+        ws_.attn = new_tensor({t, m.n_head, m.head_dim}, dt);
+        ws_.k = new_tensor({t, m.n_kv_head, m.head_dim}, dt);
+        ws_.v = new_tensor({t, m.n_kv_head, m.head_dim}, dt);
+        ws_.gate = new_tensor({t, m.intermediate_size}, dt);
+        ws_.up = new_tensor({t, m.intermediate_size}, dt);
+        ws_.act = new_tensor({t, m.intermediate_size}, dt);
+    }
+    if (backups && ws_.backup_k.empty())
+        for (size_t l = 0; l < m.n_layer; ++l) {
+            ws_.backup_k.push_back(new_tensor({ws_.tokens, m.n_kv_head, m.head_dim}, dt));
+            ws_.backup_v.push_back(new_tensor({ws_.tokens, m.n_kv_head, m.head_dim}, dt));
+        }
+    if (outputs > ws_.outputs) {
+        ws_.outputs = std::max(outputs, 2 * ws_.outputs);
+        ws_.out_x = new_tensor({ws_.outputs, m.hidden_size}, dt);
+        ws_.out_xn = new_tensor({ws_.outputs, m.hidden_size}, dt);
+        ws_.logits = new_tensor({ws_.outputs, m.vocab_size}, dt);
+        ws_.out_ids = new_tensor({ws_.outputs}, LLAISYS_DTYPE_I64);
+    }
+}
+
+void Model::forward(KvCache &kv, const Step &s, size_t &layers_backed_up) {
+    const LlaisysModelMeta &m = meta_;
+    const size_t n = s.n;
+    const bool block = kv.layout() == LLAISYS_KV_LAYOUT_BLOCK;
+    tensor_t tokens = upload(ws_.tokens_i, LLAISYS_DTYPE_I64, s.tokens);
+    tensor_t pos = upload(ws_.pos_i, LLAISYS_DTYPE_I64, s.pos);
+    tensor_t cells = upload(ws_.cells_i, LLAISYS_DTYPE_I64, s.cells);
+    const KeyMap keys{upload(ws_.key_table_i, LLAISYS_DTYPE_I32, s.key_table),
+                      upload(ws_.key_row_i, LLAISYS_DTYPE_I64, s.key_row),
+                      upload(ws_.n_keys_i, LLAISYS_DTYPE_I32, s.n_keys), s.block_size};
+    const tensor_t x = rows(ws_.x, n), xn = rows(ws_.xn, n), o = rows(ws_.o, n);
+    const tensor_t q = rows(ws_.q, n), k = rows(ws_.k, n), v = rows(ws_.v, n);
+    const tensor_t attn = rows(ws_.attn, n);
+    const tensor_t gate = rows(ws_.gate, n), up = rows(ws_.up, n), act = rows(ws_.act, n);
+    const size_t qd = m.n_head * m.head_dim, kvd = m.n_kv_head * m.head_dim;
+    const tensor_t q2 = q->view({n, qd}), k2 = k->view({n, kvd}), v2 = v->view({n, kvd});
+    const tensor_t attn2 = attn->view({n, qd});
+    const float scale = 1.f / std::sqrt(float(m.head_dim));
+
+    ops::embedding(x, tokens, embed_);
+    for (size_t l = 0; l < m.n_layer; ++l) {
+        const Layer &w = layers_[l];
+        ops::rms_norm(xn, x, w.input_norm, m.rms_norm_eps);
+        ops::linear(q2, xn, w.q, w.q_bias);
+        ops::linear(k2, xn, w.k, w.k_bias);
+        ops::linear(v2, xn, w.v, w.v_bias);
+        ops::rope(q, q, pos, m.rope_theta);
+        ops::rope(k, k, pos, m.rope_theta);
+        if (block) { // keep what the cells held, to restore it if the call fails
+            gather_rows(rows(ws_.backup_k[l], n), kv.k(l), cells);
+            gather_rows(rows(ws_.backup_v[l], n), kv.v(l), cells);
+            layers_backed_up = l + 1;
+        }
+        scatter_rows(kv.k(l), cells, k);
+        scatter_rows(kv.v(l), cells, v);
+        paged_attention(attn, q, kv.k(l), kv.v(l), keys, scale);
+        ops::linear(o, attn2, w.o, nullptr);
+        ops::add(x, x, o);
+        ops::rms_norm(xn, x, w.post_norm, m.rms_norm_eps);
+        ops::linear(gate, xn, w.gate, nullptr);
+        ops::linear(up, xn, w.up, nullptr);
+        ops::swiglu(act, gate, up);
+        ops::linear(o, act, w.down, nullptr);
+        ops::add(x, x, o);
+    }
+}
+
+void Model::write_outputs(const Step &s, const LlaisysBatch &b) {
+    const size_t n_out = s.out_rows.size();
+    if (n_out == 0 || (!b.sampling && !b.out_logits)) return;
+    const tensor_t out_x = rows(ws_.out_x, n_out), out_xn = rows(ws_.out_xn, n_out);
+    const tensor_t logits = rows(ws_.logits, n_out);
+    gather_rows(out_x, rows(ws_.x, s.n), upload(ws_.out_rows_i, LLAISYS_DTYPE_I64, s.out_rows));
+    ops::rms_norm(out_xn, out_x, norm_, meta_.rms_norm_eps);
+    ops::linear(logits, out_xn, meta_.tie_word_embeddings ? embed_ : lm_head_, nullptr);
+    if (b.sampling) {
+        const tensor_t ids = rows(ws_.out_ids, n_out);
+        ops::sample(ids, logits, b.sampling);
+        ids->read(b.out_token);
+    }
+    if (b.out_logits) {
+        if (meta_.dtype == LLAISYS_DTYPE_F32) return logits->read(b.out_logits);
+        std::vector<std::byte> host(logits->nbytes());
+        logits->read(host.data());
+        const size_t count = logits->numel();
+        dispatch_float(meta_.dtype, "decode logits", [&](auto tag) {
+            using T = std::remove_pointer_t<decltype(tag)>;
+            const T *src = reinterpret_cast<const T *>(host.data());
+            for (size_t i = 0; i < count; ++i) b.out_logits[i] = to_f32(src[i]);
+        });
+    }
+}
+
+void Model::restore(KvCache &kv, size_t n, size_t layers) {
+    const tensor_t cells = rows(ws_.cells_i, n);
+    for (size_t l = 0; l < layers; ++l) {
+        scatter_rows(kv.k(l), cells, rows(ws_.backup_k[l], n));
+        scatter_rows(kv.v(l), cells, rows(ws_.backup_v[l], n));
+    }
+}
+
+void Model::decode(KvCache &kv, const LlaisysBatch &batch) {
+    CHECK_ARG(&kv.model() == this, "decode: the KV cache belongs to another model");
+    check_weights();
+    Step s = validate(meta_, kv, batch);
+    const bool block = kv.layout() == LLAISYS_KV_LAYOUT_BLOCK;
+    reserve(s.n, s.out_rows.size(), block);
+    if (!block) s.cells = kv.allocate(s.pos, s.seq); // LLAISYS_ERR_NO_KV_SPACE: nothing taken
+    size_t layers_backed_up = 0;
+    try {
+        if (!block) slot_key_map(kv, s);
+        forward(kv, s, layers_backed_up);
+        write_outputs(s, batch);
+    } catch (...) {
+        if (block)
+            restore(kv, s.n, layers_backed_up);
+        else
+            kv.unallocate(s.cells);
+        throw;
+    }
+    if (block) kv.mark_written(s.cells);
+    kv.update_peak();
+}
+
+} // namespace llaisys::models

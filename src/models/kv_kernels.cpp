@@ -1,0 +1,84 @@
+#include "models/kv_kernels.hpp"
+
+#include "models/cpu/kv_kernels_cpu.hpp"
+#include "ops/checks.hpp"
+
+namespace llaisys::models {
+
+namespace {
+
+// Bytes of one row (dims after the first) of a contiguous tensor.
+size_t row_bytes(const tensor_t &t) { return t->numel() ? t->nbytes() / t->dim(0) : 0; }
+
+void check_rows(const char *op, const tensor_t &cells, const tensor_t &idx, const tensor_t &rows) {
+    ops::check_same_device(op, {cells, idx, rows});
+    ops::check_same_dtype(op, {cells, rows});
+    ops::check_dtype(op, idx, LLAISYS_DTYPE_I64, "idx");
+    ops::check_contiguous(op, {cells, idx, rows});
+    CHECK_SHAPE(cells->ndim() >= 1 && rows->ndim() == cells->ndim() && idx->ndim() == 1 &&
+                    idx->dim(0) == rows->dim(0) &&
+                    std::equal(cells->shape().begin() + 1, cells->shape().end(),
+                               rows->shape().begin() + 1),
+                op, ": shapes do not fit: ", shape_str(cells->shape()), ", ",
+                shape_str(idx->shape()), ", ", shape_str(rows->shape()));
+}
+
+} // namespace
+
+void scatter_rows(tensor_t dst, tensor_t idx, tensor_t src) {
+    check_rows("scatter_rows", dst, idx, src);
+    switch (dst->device_type()) {
+    case LLAISYS_DEVICE_CPU:
+        return cpu::scatter_rows(dst->data(), reinterpret_cast<const int64_t *>(idx->data()),
+                                 src->data(), src->dim(0), row_bytes(src));
+    default:
+        ops::unsupported_device("scatter_rows", dst);
+    }
+}
+
+void gather_rows(tensor_t dst, tensor_t src, tensor_t idx) {
+    check_rows("gather_rows", src, idx, dst);
+    switch (dst->device_type()) {
+    case LLAISYS_DEVICE_CPU:
+        return cpu::gather_rows(dst->data(), src->data(),
+                                reinterpret_cast<const int64_t *>(idx->data()), dst->dim(0),
+                                row_bytes(dst));
+    default:
+        ops::unsupported_device("gather_rows", dst);
+    }
+}
+
+void paged_attention(tensor_t out, tensor_t q, tensor_t k_cache, tensor_t v_cache,
+                     const KeyMap &keys, float scale) {
+    const char *op = "paged_attention";
+    ops::check_not_null(op, {&out, &q, &k_cache, &v_cache, &keys.table, &keys.row, &keys.n_keys});
+    ops::check_same_device(op, {out, q, k_cache, v_cache, keys.table, keys.row, keys.n_keys});
+    ops::check_same_dtype(op, {out, q, k_cache, v_cache});
+    ops::check_dtype(op, keys.table, LLAISYS_DTYPE_I32, "table");
+    ops::check_dtype(op, keys.row, LLAISYS_DTYPE_I64, "row");
+    ops::check_dtype(op, keys.n_keys, LLAISYS_DTYPE_I32, "n_keys");
+    ops::check_contiguous(op, {out, q, k_cache, v_cache, keys.table, keys.row, keys.n_keys});
+    for (const tensor_t *t : {&out, &q, &k_cache, &v_cache}) ops::check_ndim(op, *t, 3, "operand");
+    const cpu::AttentionShape s{q->dim(0), q->dim(1), k_cache->dim(1), q->dim(2), v_cache->dim(2)};
+    const std::vector<size_t> out_shape{s.n, s.nh, s.dv}, per_token{s.n};
+    const bool fits = s.nkvh > 0 && s.nh % s.nkvh == 0 && k_cache->dim(2) == s.d &&
+                      v_cache->dim(0) == k_cache->dim(0) && v_cache->dim(1) == s.nkvh &&
+                      out->shape() == out_shape && keys.row->shape() == per_token &&
+                      keys.n_keys->shape() == per_token;
+    CHECK_SHAPE(fits, op, ": shapes do not fit: q ", shape_str(q->shape()), ", k ",
+                shape_str(k_cache->shape()), ", v ", shape_str(v_cache->shape()), ", out ",
+                shape_str(out->shape()));
+    CHECK_ARG(keys.block_size >= 1, op, ": block_size must be >= 1");
+    switch (out->device_type()) {
+    case LLAISYS_DEVICE_CPU:
+        return cpu::paged_attention(out->data(), q->data(), k_cache->data(), v_cache->data(),
+                                    reinterpret_cast<const int32_t *>(keys.table->data()),
+                                    reinterpret_cast<const int64_t *>(keys.row->data()),
+                                    reinterpret_cast<const int32_t *>(keys.n_keys->data()),
+                                    keys.block_size, s, scale, out->dtype());
+    default:
+        ops::unsupported_device(op, out);
+    }
+}
+
+} // namespace llaisys::models

@@ -1,0 +1,31 @@
+// Model-specific kernels over KV cache cells: row scatter/gather by cell index and
+// attention that reads keys and values straight from the cache (no gather).
+#pragma once
+
+#include "tensor/tensor.hpp"
+
+namespace llaisys::models {
+
+// dst[idx[i]] = src[i] for each row i of src. dst [cells, ...], src [n, ...] with the same
+// trailing shape, idx [n] I64 in [0, cells).
+void scatter_rows(tensor_t dst, tensor_t idx, tensor_t src);
+// dst[i] = src[idx[i]] for each row i of dst.
+void gather_rows(tensor_t dst, tensor_t src, tensor_t idx);
+
+// Where the keys of each query token live. Key j (0 <= j < n_keys[i]) of token i is cell
+//   table[row[i] + j / block_size] * block_size + j % block_size
+// A BLOCK cache passes its block tables (row = sequence row * width); a SLOT cache passes
+// each sequence's cells ordered by position with block_size 1 (row = offset of its list).
+struct KeyMap {
+    tensor_t table;    // I32
+    tensor_t row;      // I64 [n]
+    tensor_t n_keys;   // I32 [n]
+    size_t block_size; // >= 1
+};
+
+// out [n, nh, dv] = softmax(q . k^T * scale) v per token over its keys; q [n, nh, d],
+// k_cache [cells, nkvh, d], v_cache [cells, nkvh, dv], nh a multiple of nkvh.
+void paged_attention(tensor_t out, tensor_t q, tensor_t k_cache, tensor_t v_cache,
+                     const KeyMap &keys, float scale);
+
+} // namespace llaisys::models

@@ -1,0 +1,70 @@
+// The decoder shared by Qwen2 and Llama (include/llaisys/model.h): weights by Hugging
+// Face name, and the batched decode step over a KV cache.
+#pragma once
+
+#include "llaisys/model.h"
+#include "models/kv_cache.hpp"
+#include "tensor/tensor.hpp"
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace llaisys::models {
+
+struct Step; // a validated batch (decode.cpp)
+
+class Model {
+public:
+    Model(const LlaisysModelMeta &meta, llaisysDeviceType_t device, int device_id);
+
+    const LlaisysModelMeta &meta() const { return meta_; }
+    llaisysDeviceType_t device() const { return device_; }
+    int device_id() const { return device_id_; }
+
+    void set_weight(const std::string &name, const void *data, llaisysDataType_t dtype,
+                    const std::vector<size_t> &shape);
+    void check_weights() const;
+    void decode(KvCache &kv, const LlaisysBatch &batch);
+
+private:
+    struct Layer {
+        tensor_t input_norm, post_norm, q, k, v, o, q_bias, k_bias, v_bias, gate, up, down;
+    };
+    struct WeightSlot {
+        std::string name;
+        std::vector<size_t> shape;
+        bool projection; // a matrix the linear op may take quantized
+        tensor_t *dst;
+    };
+    // Per-step buffers sized to the largest batch seen; views of their first rows are used.
+    struct Workspace {
+        size_t tokens = 0, outputs = 0;
+        tensor_t x, xn, q, k, v, attn, o, gate, up, act; // [tokens, ...]
+        std::vector<tensor_t> backup_k, backup_v;         // BLOCK rollback, per layer
+        tensor_t out_x, out_xn, logits, out_ids;          // [outputs, ...]
+        // Step metadata, each grown on its own.
+        tensor_t tokens_i, pos_i, cells_i, out_rows_i, key_row_i, n_keys_i, key_table_i;
+    };
+
+    void add_weight(std::string name, std::vector<size_t> shape, bool projection, tensor_t *dst);
+    tensor_t new_tensor(const std::vector<size_t> &shape, llaisysDataType_t dtype) const;
+    void reserve(size_t tokens, size_t outputs, bool backups);
+    // Grows buf to hold host and copies host into its first host.size() elements.
+    template <typename T>
+    tensor_t upload(tensor_t &buf, llaisysDataType_t dtype, const std::vector<T> &host) const;
+    void forward(KvCache &kv, const Step &step, size_t &layers_backed_up);
+    void write_outputs(const Step &step, const LlaisysBatch &batch);
+    void restore(KvCache &kv, size_t n, size_t layers);
+
+    LlaisysModelMeta meta_;
+    llaisysDeviceType_t device_;
+    int device_id_;
+    tensor_t embed_, norm_, lm_head_;
+    std::vector<Layer> layers_;
+    std::vector<WeightSlot> weights_; // every required weight, in upload-name order
+    std::unordered_map<std::string, size_t> weight_index_;
+    Workspace ws_;
+};
+
+} // namespace llaisys::models

@@ -116,7 +116,7 @@ Step validate(const LlaisysModelMeta &m, const KvCache &kv, const LlaisysBatch &
     if (b.sampling)
         for (size_t r = 0; r < s.out_rows.size(); ++r) {
             const LlaisysSamplingParams &sp = b.sampling[r];
-            if (std::isnan(sp.temperature) || !(sp.top_p > 0.f && sp.top_p <= 1.f) ||
+            if (!std::isfinite(sp.temperature) || !(sp.top_p > 0.f && sp.top_p <= 1.f) ||
                 !(sp.min_p >= 0.f && sp.min_p <= 1.f))
                 bad_batch("output ", r, ": sampling params out of range (temperature ",
                           sp.temperature, ", top_p ", sp.top_p, " in (0, 1], min_p ", sp.min_p,

@@ -1,0 +1,142 @@
+"""Batched decode on tiny random Qwen2 (biases, untied) and Llama (tied) models: batching,
+chunked prefill, both KV layouts, sampling, and logits against transformers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from llaisys.models import Model
+from test.utils.batch_builders import (
+    BlockBatchState,
+    BlockPool,
+    SeqChunk,
+    build_decode_batch,
+)
+from test.utils.hf_reference import VOCAB, hf_logits, tiny_model
+
+torch.set_num_threads(1)
+
+LAYOUTS = ["slot", "block"]
+BLOCK_SIZE = 4
+
+
+@pytest.fixture(scope="module", params=["qwen2", "llama"])
+def pair(request) -> tuple[Model, torch.nn.Module]:
+    return tiny_model(request.param)
+
+
+def tokens_of(seed: int, n: int) -> list[int]:
+    return [int(t) for t in np.random.default_rng(seed).integers(0, VOCAB, n)]
+
+
+class Runner:
+    """One KV cache of a layout plus the block states of its sequences."""
+
+    def __init__(self, model: Model, layout: str, n_cells: int = 128, n_seq_max: int = 4):
+        self.model, self.layout = model, layout
+        self.kv = model.create_kv_cache(layout, n_cells, block_size=BLOCK_SIZE,
+                                        n_seq_max=n_seq_max)
+        self.pool = BlockPool(n_cells // BLOCK_SIZE)
+        self.states: dict[int, BlockBatchState] = {}
+
+    def decode(self, chunks: list[SeqChunk], **kw):
+        for c in chunks:
+            self.states.setdefault(c.seq_id, BlockBatchState(self.pool, BLOCK_SIZE))
+        batch = build_decode_batch(chunks, self.layout, self.states, **kw)
+        return self.model.decode(self.kv, batch)
+
+
+def alone(model: Model, layout: str, tokens: list[int]) -> np.ndarray:
+    """Logits of every position of one sequence prefilled at once in a fresh cache."""
+    return Runner(model, layout).decode([SeqChunk(0, tokens, outputs="all")]).logits
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_sequences_of_different_lengths_when_batched_with_prefill_and_decode_then_match_alone(
+        pair, layout):
+    model, _ = pair
+    a, b, c = tokens_of(1, 13), tokens_of(2, 5), tokens_of(3, 9)
+    run = Runner(model, layout)
+    first = run.decode([SeqChunk(0, a[:12], outputs="all"), SeqChunk(1, b[:3], outputs="all")])
+    # A decodes one token, B finishes its prompt, C prefills all of it: one call.
+    second = run.decode([SeqChunk(0, a[12:], start=12, outputs="all"),
+                         SeqChunk(1, b[3:], start=3, outputs="all"),
+                         SeqChunk(2, c, outputs="all")])
+    got_a = np.concatenate([first.logits[:12], second.logits[:1]])
+    got_b = np.concatenate([first.logits[12:], second.logits[1:3]])
+    got_c = second.logits[3:]
+    for got, toks in ((got_a, a), (got_b, b), (got_c, c)):
+        np.testing.assert_allclose(got, alone(model, layout, toks), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_prompt_when_prefilled_in_chunks_then_equals_prefilled_at_once(pair, layout):
+    model, _ = pair
+    toks = tokens_of(4, 16)
+    run, got, start = Runner(model, layout), [], 0
+    for size in (5, 1, 7, 3):
+        got.append(run.decode([SeqChunk(0, toks[start:start + size], start=start,
+                                        outputs="all")]).logits)
+        start += size
+    np.testing.assert_allclose(np.concatenate(got), alone(model, layout, toks), atol=1e-5,
+                               rtol=0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_prompt_and_greedy_steps_when_compared_with_transformers_then_within_1e_4(pair, layout):
+    model, hf = pair
+    toks = tokens_of(5, 12)
+    run = Runner(model, layout)
+    res = run.decode([SeqChunk(0, toks, outputs="all")], sampling={"temperature": 0.0})
+    np.testing.assert_allclose(res.logits, hf_logits(hf, toks), atol=1e-4, rtol=0)
+    for _ in range(6):
+        ref = hf_logits(hf, toks)[-1]
+        assert int(res.token_ids[-1]) == int(np.argmax(ref))
+        toks.append(int(res.token_ids[-1]))
+        res = run.decode([SeqChunk(0, toks[-1:], start=len(toks) - 1)],
+                         sampling={"temperature": 0.0})
+        np.testing.assert_allclose(res.logits[0], hf_logits(hf, toks)[-1], atol=1e-4, rtol=0)
+
+
+def test_default_output_when_batch_has_no_flags_then_only_last_token_outputs(pair):
+    model, _ = pair
+    toks = tokens_of(6, 7)
+    batch = build_decode_batch([SeqChunk(0, toks, outputs="all")], "slot")
+    batch.output = None
+    res = model.decode(model.create_kv_cache("slot", 16), batch)
+    np.testing.assert_allclose(res.logits, alone(model, "slot", toks)[-1:], atol=1e-5, rtol=0)
+
+
+def test_no_output_rows_when_decoding_then_nothing_returned_and_tokens_cached(pair):
+    model, _ = pair
+    toks = tokens_of(7, 6)
+    run = Runner(model, "slot")
+    res = run.decode([SeqChunk(0, toks[:5], outputs="none")])
+    assert res.logits.shape == (0, VOCAB) and res.token_ids is None
+    last = run.decode([SeqChunk(0, toks[5:], start=5)]).logits
+    np.testing.assert_allclose(last, alone(model, "slot", toks)[-1:], atol=1e-5, rtol=0)
+
+
+def test_seeded_sampling_when_repeated_then_same_tokens_and_in_vocab(pair):
+    model, _ = pair
+    toks = tokens_of(8, 5)
+    params = {"temperature": 0.8, "top_k": 20, "top_p": 0.9, "seed": 7}
+    ids = [Runner(model, "block").decode([SeqChunk(0, toks, outputs="all")], sampling=params,
+                                         want_logits=False).token_ids for _ in range(2)]
+    np.testing.assert_array_equal(ids[0], ids[1])
+    assert ids[0].shape == (5,) and ((0 <= ids[0]) & (ids[0] < VOCAB)).all()
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_model_when_decoding_then_close_to_float32(pair, dtype):
+    model, hf = pair
+    from test.utils.hf_reference import hf_weights, model_config
+
+    half = Model.from_config(model_config(hf), hf_weights(hf), dtype=dtype)
+    toks = tokens_of(9, 10)
+    ref = alone(model, "block", toks)
+    got = alone(half, "block", toks)
+    assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()
+    assert half.kv_bytes_per_token() * 2 == model.kv_bytes_per_token()

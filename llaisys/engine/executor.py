@@ -1,0 +1,45 @@
+"""Executor -> Worker -> ModelRunner: where a scheduler decision meets the model.
+
+The Executor is the engine's only door to the model (one in-process Worker today; the
+seam where tensor-parallel workers would go). The Worker owns the device state: the model
+and its KV cache. The ModelRunner builds batches and samples.
+"""
+
+from __future__ import annotations
+
+from ..models.model import Model
+from .config import EngineConfig
+from .model_runner import ModelOutput, ModelRunner
+from .scheduler import SchedulerOutput
+from .sequence import Sequence
+
+
+class Worker:
+    def __init__(self, model: Model, config: EngineConfig):
+        self.model = model
+        self.kv = model.create_kv_cache(
+            layout=config.kv_layout, n_cells=config.num_blocks * config.block_size,
+            block_size=config.block_size, n_seq_max=config.max_num_seqs)
+        self.runner = ModelRunner(
+            model, self.kv, layout=config.kv_layout, block_size=config.block_size,
+            max_num_seqs=config.max_num_seqs,
+            max_num_batched_tokens=config.max_num_batched_tokens,
+            max_model_len=config.max_model_len)
+
+    def execute(self, sched: SchedulerOutput) -> ModelOutput:
+        return self.runner.run(sched)
+
+    def release(self, seq: Sequence, block_ids: list[int]) -> None:
+        self.runner.release(seq, block_ids)
+
+
+class Executor:
+    def __init__(self, model: Model, config: EngineConfig):
+        self.worker = Worker(model, config)
+
+    def execute(self, sched: SchedulerOutput) -> ModelOutput:
+        return self.worker.execute(sched)
+
+    def release(self, seq: Sequence, block_ids: list[int]) -> None:
+        """The BlockManager freed seq's blocks (block_ids: those now unreferenced)."""
+        self.worker.release(seq, block_ids)

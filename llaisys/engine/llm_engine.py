@@ -1,0 +1,231 @@
+"""LLMEngine: requests in, one scheduler decision and one core decode per step, chunks out.
+
+step() follows the seed's flowchart: schedule; requests that can never fit are finished
+aborted; otherwise the executor runs the step, sampled tokens are appended, and requests
+that reached a finish reason release their blocks. An exception inside a step fails only
+that step's requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+
+import numpy as np
+
+from ..models.model import Model
+from .block_manager import BlockManager
+from .config import EngineArgs, EngineConfig
+from .detokenizer import IncrementalDetokenizer
+from .executor import Executor
+from .model_runner import ModelOutput
+from .outputs import CompletionOutput, EngineStats, GenerationOutput, RequestMetrics, StreamChunk
+from .sampling_params import SamplingParams
+from .scheduler import RequestScheduler, SchedulerOutput
+from .sequence import Request, Sequence
+
+
+class EngineOverloadedError(RuntimeError):
+    """submit() found the waiting queue at max_waiting_requests."""
+
+
+class LLMEngine:
+    def __init__(self, args: EngineArgs | None = None, *, model: Model | None = None,
+                 **overrides):
+        args = dataclasses.replace(args or EngineArgs(), **overrides)
+        if args.num_threads is not None:
+            from ..runtime import set_num_threads
+
+            set_num_threads(args.num_threads)
+        if model is None:
+            model = Model.load(args.model, dtype=args.dtype, device=args.device,
+                               device_id=args.device_id)
+        self.args = args
+        self.model = model
+        self.tokenizer = model.tokenizer
+        self.model_config = model.config
+        self.config = EngineConfig.resolve(args, max_position=model.config.max_position,
+                                           kv_bytes_per_token=model.kv_bytes_per_token())
+        self.executor = Executor(model, self.config)
+        self.block_manager = BlockManager(
+            self.config.num_blocks, self.config.block_size,
+            enable_prefix_caching=self.config.enable_prefix_caching,
+            on_release=self.executor.release)
+        self.scheduler = RequestScheduler(
+            self.block_manager, max_num_seqs=self.config.max_num_seqs,
+            max_num_batched_tokens=self.config.max_num_batched_tokens,
+            max_model_len=self.config.max_model_len)
+        self._requests: dict[str, Request] = {}
+        self._finished: dict[str, GenerationOutput] = {}
+        self._pending: list[StreamChunk] = []  # from abort() between steps
+        self._rng = np.random.default_rng()
+        self._eos = frozenset(model.tokenizer.eos_token_ids or model.config.eos_token_ids)
+        self._prompt_tokens = 0
+        self._generation_tokens = 0
+        self._steps = 0
+
+    # ------------------------------------------------------------------ requests --
+
+    def submit(self, prompt: str | list[int], params: SamplingParams | None = None,
+               request_id: str | None = None) -> str:
+        """Queues a prompt (text, or token ids); returns its request id."""
+        params = params or SamplingParams()
+        if not isinstance(params, SamplingParams):
+            raise TypeError(f"params must be SamplingParams, got {type(params).__name__}")
+        if isinstance(prompt, str):
+            text, ids = prompt, self.tokenizer.encode(prompt)
+        else:
+            text, ids = None, self._check_ids(prompt)
+        if not ids:
+            raise ValueError("prompt is empty")
+        request_id = request_id if request_id is not None else uuid.uuid4().hex
+        if request_id in self._requests or request_id in self._finished:
+            raise ValueError(f"request id {request_id!r} is already in use")
+        limit = self.config.max_waiting_requests
+        if limit is not None and len(self.scheduler.waiting) >= limit:
+            raise EngineOverloadedError(f"{limit} requests are already waiting")
+        seed = params.seed if params.seed is not None else int(self._rng.integers(1 << 63))
+        stops = frozenset(params.stop_token_ids or ()) | (
+            frozenset() if params.ignore_eos else self._eos)
+        req = Request(request_id, text, ids, params, seed, stops)
+        req.seqs = [Sequence(req, i, IncrementalDetokenizer(
+            self.tokenizer, ids, skip_special_tokens=params.skip_special_tokens,
+            stop=params.stop)) for i in range(params.n)]
+        req.unforked = req.seqs[1:]
+        self._requests[request_id] = req
+        self.scheduler.add(req.seqs[0])
+        return request_id
+
+    def abort(self, request_id: str, reason: str = "aborted") -> bool:
+        """Finishes an unfinished request as "abort"; False if there is none by that id."""
+        req = self._requests.get(request_id)
+        if req is None:
+            return False
+        self._abort(req, reason, self._pending)
+        return True
+
+    def collect(self, request_id: str) -> GenerationOutput | None:
+        """The final output once the request finished (then forgotten), else None."""
+        return self._finished.pop(request_id, None)
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self._requests)
+
+    def stats(self) -> EngineStats:
+        bm = self.block_manager
+        return EngineStats(
+            running=len(self.scheduler.running), waiting=len(self.scheduler.waiting),
+            kv_blocks_used=bm.num_used_blocks, kv_blocks_total=bm.num_blocks,
+            prefix_hits=bm.prefix_hits, prefix_queries=bm.prefix_queries,
+            preemptions=self.scheduler.num_preemptions, prompt_tokens=self._prompt_tokens,
+            generation_tokens=self._generation_tokens, steps=self._steps)
+
+    # ---------------------------------------------------------------------- step --
+
+    def step(self) -> list[StreamChunk]:
+        """One scheduler decision and one core decode; the chunks it produced."""
+        chunks, self._pending = self._pending, []
+        sched = self.scheduler.schedule()
+        for seq in sched.aborted:
+            chunks.append(self._chunk(seq, [], "", None))
+            self._abort(seq.request, str(seq.state.reason), chunks)
+        if sched.kind == "idle":
+            return chunks
+        try:
+            out = self.executor.execute(sched)
+        except Exception as e:  # noqa: BLE001 - the step's requests fail, the engine lives
+            for req in {id(s.request): s.request for s in sched.seqs}.values():
+                self._abort(req, f"step failed: {type(e).__name__}: {e}", chunks)
+            return chunks
+        self._steps += 1
+        self.scheduler.update(sched)
+        if sched.kind == "prefill":
+            self._prompt_tokens += sched.total_tokens
+            self._fork(sched)
+        self._process(out, chunks)
+        return chunks
+
+    def _fork(self, sched: SchedulerOutput) -> None:
+        """Samples 1..n-1 share sample 0's prompt blocks once they are computed (BLOCK; in
+        SLOT layout they compute their own prompt)."""
+        for seq in sched.seqs:
+            req = seq.request
+            if req.unforked and seq.index == 0 and seq.num_computed_tokens >= len(
+                    req.prompt_token_ids):
+                shared = 0 if self.config.kv_layout == "slot" else (
+                    (len(req.prompt_token_ids) - 1) // self.block_manager.block_size)
+                for child in reversed(req.unforked):
+                    self.block_manager.fork(seq, child, shared)
+                    self.scheduler.add(child, front=True)
+                req.unforked = []
+
+    def _process(self, out: ModelOutput, chunks: list[StreamChunk]) -> None:
+        now = time.time()
+        max_len = self.config.max_model_len
+        for seq, tok, lp in zip(out.seqs, out.token_ids, out.logprobs, strict=True):
+            req, p = seq.request, seq.params
+            seq.token_ids.append(tok)
+            self._generation_tokens += 1
+            if req.first_token_time is None:
+                req.first_token_time = now
+            if lp is not None:
+                seq.logprobs.append(lp)
+            if tok in req.stop_token_ids:
+                text = seq.detokenizer.flush()
+                seq.state.finish_stopped(tok)
+            else:
+                text, stop = seq.detokenizer.add(tok, check_stop=seq.num_output_tokens
+                                                 > p.min_tokens)
+                if stop is not None:
+                    seq.state.finish_stopped(stop)
+                elif seq.num_output_tokens >= p.max_tokens or seq.num_tokens >= max_len:
+                    text += seq.detokenizer.flush()
+                    seq.state.finish_length()
+            chunks.append(self._chunk(seq, [tok], text, lp))
+            if seq.finished:
+                self.scheduler.finish(seq)
+                if req.finished:
+                    self._finalize(req)
+
+    # ------------------------------------------------------------------- helpers --
+
+    def _abort(self, req: Request, reason: str, chunks: list[StreamChunk]) -> None:
+        for seq in req.seqs:
+            if not seq.finished:
+                seq.state.finish_aborted(reason)
+                chunks.append(self._chunk(seq, [], "", None))
+            self.scheduler.finish(seq)
+        req.unforked = []
+        self._finalize(req)
+
+    def _finalize(self, req: Request) -> None:
+        req.finish_time = time.time()
+        del self._requests[req.request_id]
+        self._finished[req.request_id] = GenerationOutput(
+            request_id=req.request_id, prompt=req.prompt,
+            prompt_token_ids=list(req.prompt_token_ids),
+            outputs=[CompletionOutput(
+                index=s.index, text=s.detokenizer.text, token_ids=s.output_token_ids,
+                finish_reason=s.state.status.finish_reason, stop_reason=s.state.reason,
+                logprobs=s.logprobs) for s in req.seqs],
+            finished=True,
+            metrics=RequestMetrics(req.arrival_time, req.first_token_time, req.finish_time,
+                                   req.seqs[0].num_cached_tokens))
+
+    @staticmethod
+    def _chunk(seq: Sequence, token_ids: list[int], text: str,
+               lp: dict[int, float] | None) -> StreamChunk:
+        return StreamChunk(seq.request.request_id, seq.index, token_ids, text,
+                           None if lp is None else [lp], seq.state.status.finish_reason)
+
+    def _check_ids(self, ids: list[int]) -> list[int]:
+        vocab = self.model_config.vocab_size
+        if not isinstance(ids, list | tuple) or not all(
+                isinstance(t, int | np.integer) and not isinstance(t, bool) for t in ids):
+            raise TypeError("prompt must be a str or a list of token ids (int)")
+        bad = [t for t in ids if not 0 <= t < vocab]
+        if bad:
+            raise ValueError(f"prompt token id {bad[0]} is outside the vocabulary [0, {vocab})")
+        return [int(t) for t in ids]
+

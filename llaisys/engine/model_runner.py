@@ -1,0 +1,135 @@
+"""ModelRunner: turns one scheduler decision into one DecodeBatch and returns sampled ids.
+
+BLOCK layout: each token names its cache slot and each sequence its block table (the
+BlockManager's). SLOT layout: each running sequence holds a core sequence id in
+[0, max_num_seqs) and the core places its tokens. Batch arrays are built with numpy over
+whole steps (no per-token Python loops); buffers are allocated once and reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+
+from ..models.model import SAMPLING_DTYPE, DecodeBatch, KvCache, Model
+from .sampler import adjust_logits, needs_logits, resample, step_seed, top_logprobs
+from .scheduler import SchedulerOutput
+from .sequence import Sequence
+
+
+@dataclass
+class ModelOutput:
+    seqs: list[Sequence]  # sequences that sampled a token this step, in batch order
+    token_ids: list[int]
+    logprobs: list[dict[int, float] | None]
+
+
+class ModelRunner:
+    def __init__(self, model: Model, kv: KvCache, *, layout: str, block_size: int,
+                 max_num_seqs: int, max_num_batched_tokens: int, max_model_len: int):
+        self.model = model
+        self.kv = kv
+        self.layout = layout
+        self.block_size = block_size
+        self._slot_ids: dict[int, int] = {}  # SLOT: Sequence.seq_id -> core sequence id
+        self._free_slot_ids = list(range(max_num_seqs - 1, -1, -1))
+        self._max_blocks = -(-max_model_len // block_size)
+        self._tables = np.empty(max_num_seqs * self._max_blocks, dtype=np.int32)
+        self._arange = np.arange(max(max_num_batched_tokens, max_num_seqs), dtype=np.int64)
+
+    def run(self, sched: SchedulerOutput) -> ModelOutput:
+        batch, out_seqs = self.prepare(sched)
+        result = self.model.decode(self.kv, batch)
+        if not out_seqs:
+            return ModelOutput([], [], [])
+        ids = np.array(result.token_ids, dtype=np.int64)
+        logprobs: list[dict[int, float] | None] = [None] * len(out_seqs)
+        if batch.want_logits:
+            rows = [i for i, s in enumerate(out_seqs) if needs_logits(s)]
+            logits = np.array(result.logits[rows], dtype=np.float32)
+            lp_rows = [j for j, i in enumerate(rows) if out_seqs[i].params.logprobs is not None]
+            raw = logits[lp_rows].copy() if lp_rows else None
+            adj = [j for j, i in enumerate(rows) if out_seqs[i].params.has_penalties
+                   or out_seqs[i].num_output_tokens < out_seqs[i].params.min_tokens]
+            if adj:
+                adj_seqs = [out_seqs[rows[j]] for j in adj]
+                sub = logits[adj]
+                adjust_logits(sub, adj_seqs, [sorted(s.request.stop_token_ids) for s in adj_seqs])
+                ids[[rows[j] for j in adj]] = resample(sub, batch.sampling[[rows[j] for j in adj]])
+            if lp_rows:
+                picked = [rows[j] for j in lp_rows]
+                ks = [out_seqs[i].params.logprobs for i in picked]
+                for i, entry in zip(picked, top_logprobs(raw, ids[picked], ks), strict=True):
+                    logprobs[i] = entry
+        return ModelOutput(out_seqs, ids.tolist(), logprobs)
+
+    def prepare(self, sched: SchedulerOutput) -> tuple[DecodeBatch, list[Sequence]]:
+        seqs, k, bs = sched.seqs, len(sched.seqs), self.block_size
+        lens = np.array(sched.num_tokens, dtype=np.int64)
+        starts = np.fromiter((s.num_computed_tokens for s in seqs), np.int64, k)
+        ends = starts + lens
+        if sched.kind == "decode":
+            tokens = np.fromiter((s.token_ids[-1] for s in seqs), np.int64, k)
+            rows = self._arange[:k].astype(np.int32)
+            positions = starts
+            output = np.ones(k, dtype=np.int8)
+            out_seqs = list(seqs)
+        else:
+            total = int(lens.sum())
+            tokens = np.fromiter(chain.from_iterable(
+                s.token_ids[a:b] for s, a, b in zip(seqs, starts.tolist(), ends.tolist(),
+                                                    strict=True)), np.int64, total)
+            rows = np.repeat(self._arange[:k].astype(np.int32), lens)
+            first = np.cumsum(lens) - lens
+            positions = self._arange[:total] - np.repeat(first - starts, lens)
+            done = ends == np.fromiter((s.num_tokens for s in seqs), np.int64, k)
+            output = np.zeros(total, dtype=np.int8)
+            output[(first + lens - 1)[done]] = 1
+            out_seqs = [s for s, d in zip(seqs, done.tolist(), strict=True) if d]
+        sampling = self._sampling(out_seqs) if out_seqs else None
+        want_logits = any(needs_logits(s) for s in out_seqs)
+        if self.layout == "slot":
+            ids = np.fromiter((self._slot_id(s) for s in seqs), np.int32, k)
+            return DecodeBatch(tokens=tokens, positions=np.ascontiguousarray(positions),
+                               seq_ids=ids[rows], output=output, sampling=sampling,
+                               want_logits=want_logits), out_seqs
+        width = max(len(s.block_table) for s in seqs)
+        tables = self._tables[:k * width].reshape(k, width)
+        tables.fill(-1)
+        for i, s in enumerate(seqs):
+            tables[i, :len(s.block_table)] = s.block_table
+        slots = tables[rows, positions // bs].astype(np.int64) * bs + positions % bs
+        return DecodeBatch(
+            tokens=tokens, positions=np.ascontiguousarray(positions), seq_ids=rows,
+            output=output, slots=slots, block_tables=tables, sampling=sampling,
+            want_logits=want_logits), out_seqs
+
+    def release(self, seq: Sequence, block_ids: list[int]) -> None:
+        """seq's blocks were freed: BLOCK releases the ones no longer referenced, SLOT
+        forgets seq's tokens and frees its sequence id."""
+        if self.layout == "block":
+            if block_ids:
+                self.kv.release_blocks(block_ids)
+        elif (slot_id := self._slot_ids.pop(seq.seq_id, None)) is not None:
+            self.kv.seq_remove(slot_id)
+            self._free_slot_ids.append(slot_id)
+
+    def _slot_id(self, seq: Sequence) -> int:
+        slot_id = self._slot_ids.get(seq.seq_id)
+        if slot_id is None:
+            slot_id = self._slot_ids[seq.seq_id] = self._free_slot_ids.pop()
+        return slot_id
+
+    @staticmethod
+    def _sampling(seqs: list[Sequence]) -> np.ndarray:
+        sampling = np.empty(len(seqs), dtype=SAMPLING_DTYPE)
+        params = [s.params for s in seqs]
+        sampling["temperature"] = [p.temperature for p in params]
+        sampling["top_k"] = [p.top_k for p in params]
+        sampling["top_p"] = [p.top_p for p in params]
+        sampling["min_p"] = [p.min_p for p in params]
+        sampling["seed"] = [step_seed(s.request.seed, s.index, s.num_output_tokens)
+                            for s in seqs]
+        return sampling

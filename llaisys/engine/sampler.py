@@ -1,0 +1,86 @@
+"""The parts of the sampling chain that need logits, vectorised over rows with numpy.
+
+The core samples every row itself (temperature, top-k, top-p, min-p, seeded draw). Rows
+with penalties, an unmet min_tokens or logprobs ask for logits: penalties and the EOS mask
+are applied here and those rows are re-drawn with the core's sampling op on the adjusted
+logits, so there is one sampling implementation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from ..libllaisys import LlaisysSamplingParams
+from ..tensor import DataType, Tensor
+from .sequence import Sequence
+
+_MASK64 = (1 << 64) - 1
+
+
+def _mix(x: int) -> int:
+    """splitmix64's finaliser: a well-spread 64-bit hash of x."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def step_seed(seed: int, index: int, step: int) -> int:
+    """The draw's seed: depends only on (request seed, sample index, output position), so a
+    seeded output does not depend on the batch it ran in."""
+    return _mix(_mix(_mix(seed) ^ index) ^ step)
+
+
+def needs_logits(seq: Sequence) -> bool:
+    p = seq.params
+    return (p.has_penalties or p.logprobs is not None
+            or seq.num_output_tokens < p.min_tokens)
+
+
+def adjust_logits(logits: np.ndarray, seqs: list[Sequence], stop_ids: list[list[int]]) -> None:
+    """In place, row i for seqs[i]: presence/frequency penalties over the generated tokens,
+    repetition penalty over prompt and generated tokens, and -inf on stop tokens (EOS and
+    stop_token_ids) while min_tokens is not reached."""
+    vocab = logits.shape[1]
+    for row, (seq, stops) in enumerate(zip(seqs, stop_ids, strict=True)):
+        p = seq.params
+        x = logits[row]
+        if p.presence_penalty or p.frequency_penalty:
+            counts = np.bincount(seq.output_token_ids, minlength=vocab)[:vocab]
+            x -= p.frequency_penalty * counts + p.presence_penalty * (counts > 0)
+        if p.repetition_penalty != 1:
+            seen = np.unique(np.asarray(seq.token_ids, dtype=np.int64))
+            seen = seen[seen < vocab]
+            v = x[seen]
+            x[seen] = np.where(v > 0, v / p.repetition_penalty, v * p.repetition_penalty)
+        if seq.num_output_tokens < p.min_tokens and stops:
+            x[[t for t in stops if t < vocab]] = -np.inf
+
+
+def resample(logits: np.ndarray, sampling: np.ndarray) -> np.ndarray:
+    """Draws one id per row of logits with the core's sampling op."""
+    rows = logits.shape[0]
+    out = Tensor.empty([rows], DataType.I64)
+    params = [LlaisysSamplingParams(float(r["temperature"]), int(r["top_k"]),
+                                    float(r["top_p"]), float(r["min_p"]), int(r["seed"]))
+              for r in sampling]
+    ops.sample(out, Tensor.from_numpy(np.ascontiguousarray(logits, dtype=np.float32)), params)
+    return out.numpy()
+
+
+def top_logprobs(logits: np.ndarray, sampled: np.ndarray, ks: list[int]) -> list[dict[int, float]]:
+    """Per row: {token id: log-probability} for the top ks[i] tokens and the sampled one."""
+    m = logits.max(axis=1, keepdims=True)
+    lse = m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
+    logp = logits - lse
+    result = []
+    for row, k in enumerate(ks):
+        k = min(k, logits.shape[1])
+        ids = np.argpartition(-logp[row], k - 1)[:k] if k else np.empty(0, np.int64)
+        ids = ids[np.argsort(-logp[row, ids], kind="stable")]
+        entry = {int(t): float(logp[row, t]) for t in ids}
+        tok = int(sampled[row])
+        entry.setdefault(tok, float(logp[row, tok]))
+        result.append(entry)
+    return result

@@ -1,0 +1,142 @@
+"""RequestScheduler: decides which sequences run in the next step and how many tokens each.
+
+Prefill first (the seed's flowchart): running sequences in the middle of a chunked prompt,
+then admissions from the waiting queue, within max_num_seqs and max_num_batched_tokens; a
+prompt longer than the remaining token budget is computed in chunks. When no prefill can be
+scheduled, every running sequence decodes one token. When KV blocks run out, the newest
+running sequence is preempted by recompute: its blocks are freed and it goes back to the
+head of the waiting queue, its generated tokens kept to be recomputed with the prompt.
+A request that can never fit is finished_aborted with a reason instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .block_manager import BlockManager
+from .request_state import RequestStatus
+from .sequence import Sequence
+
+
+@dataclass
+class SchedulerOutput:
+    kind: str = "idle"  # "prefill" | "decode" | "idle"
+    seqs: list[Sequence] = field(default_factory=list)
+    num_tokens: list[int] = field(default_factory=list)  # tokens each computes this step
+    aborted: list[Sequence] = field(default_factory=list)  # impossible, finished_aborted
+    preempted: list[Sequence] = field(default_factory=list)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.num_tokens)
+
+
+class RequestScheduler:
+    def __init__(self, block_manager: BlockManager, *, max_num_seqs: int,
+                 max_num_batched_tokens: int, max_model_len: int):
+        self.bm = block_manager
+        self.max_num_seqs = max_num_seqs
+        self.max_num_batched_tokens = max_num_batched_tokens
+        self.max_model_len = max_model_len
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.num_preemptions = 0
+
+    def add(self, seq: Sequence, *, front: bool = False) -> None:
+        if front:
+            self.waiting.appendleft(seq)
+        else:
+            self.waiting.append(seq)
+
+    def has_unfinished(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def impossible_reason(self, seq: Sequence) -> str | None:
+        """Why seq can never be served, or None."""
+        prompt, max_tokens = len(seq.request.prompt_token_ids), seq.params.max_tokens
+        need = prompt + max_tokens
+        if need > self.max_model_len:
+            return (f"prompt ({prompt} tokens) + max_tokens ({max_tokens}) exceeds "
+                    f"max_model_len ({self.max_model_len})")
+        if self.bm.blocks_for(need) > self.bm.num_blocks:
+            return (f"prompt ({prompt} tokens) + max_tokens ({max_tokens}) needs "
+                    f"{self.bm.blocks_for(need)} KV blocks, the cache has {self.bm.num_blocks}")
+        return None
+
+    def schedule(self) -> SchedulerOutput:
+        out = SchedulerOutput()
+        budget = self.max_num_batched_tokens
+        for seq in list(self.running):  # chunked prompts in progress
+            if budget == 0:
+                break
+            if seq.state.status is RequestStatus.RUNNING and seq.num_uncomputed_tokens > 1:
+                n = min(seq.num_uncomputed_tokens, budget)
+                if self._reserve(seq, n, out):
+                    out.seqs.append(seq)
+                    out.num_tokens.append(n)
+                    budget -= n
+        while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
+            seq = self.waiting[0]
+            if reason := self.impossible_reason(seq):
+                self.waiting.popleft()
+                seq.state.finish_aborted(reason)
+                out.aborted.append(seq)
+                continue
+            cached = [] if seq.block_table else self.bm.cached_prefix(seq)
+            computed = len(cached) * self.bm.block_size if cached else seq.num_computed_tokens
+            n = min(seq.num_tokens - computed, budget)
+            if not self.bm.can_allocate(seq, computed + n, cached):
+                break
+            self.waiting.popleft()
+            self.bm.allocate(seq, computed + n, cached)
+            seq.state.admit()
+            self.running.append(seq)
+            out.seqs.append(seq)
+            out.num_tokens.append(n)
+            budget -= n
+        if out.seqs:
+            out.kind = "prefill"
+            return out
+        for seq in list(self.running):
+            if budget == 0:
+                break
+            if seq.state.status is RequestStatus.RUNNING and self._reserve(seq, 1, out):
+                out.seqs.append(seq)
+                out.num_tokens.append(1)
+                budget -= 1
+        out.kind = "decode" if out.seqs else "idle"
+        return out
+
+    def update(self, out: SchedulerOutput) -> None:
+        """Records a step that ran: the scheduled tokens are now in the cache."""
+        for seq, n in zip(out.seqs, out.num_tokens, strict=True):
+            seq.num_computed_tokens += n
+            self.bm.register_computed(seq)
+
+    def finish(self, seq: Sequence) -> None:
+        """Removes a finished sequence from the queues and frees its blocks."""
+        if seq in self.running:
+            self.running.remove(seq)
+        elif seq in self.waiting:
+            self.waiting.remove(seq)
+        self.bm.free(seq)
+
+    def _reserve(self, seq: Sequence, n: int, out: SchedulerOutput) -> bool:
+        """Blocks for n more tokens of a running seq, preempting the newest running sequences
+        while they are short; False when seq itself had to be preempted."""
+        while not self.bm.can_allocate(seq, seq.num_computed_tokens + n):
+            victim = self.running[-1]
+            self._preempt(victim)
+            out.preempted.append(victim)
+            if victim is seq:
+                return False
+        self.bm.allocate(seq, seq.num_computed_tokens + n)
+        return True
+
+    def _preempt(self, seq: Sequence) -> None:
+        self.running.remove(seq)
+        self.bm.free(seq)
+        seq.state.preempt()
+        self.waiting.appendleft(seq)
+        self.num_preemptions += 1

@@ -1,0 +1,91 @@
+"""Shared helpers of the operator tests: random tensors per dtype, tolerances, references.
+
+Values are generated in float32, rounded to the tensor's dtype, and the rounded values are
+what references see, so a comparison measures the operator's error and not the input's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from llaisys import DataType, Tensor
+from llaisys.tensor import bf16_bits_to_f32, f32_to_bf16_bits
+
+torch.set_num_threads(1)
+
+FLOAT_DTYPES = (DataType.F32, DataType.F16, DataType.BF16)
+
+# (atol, rtol) of an op's result against a float64 reference of the rounded inputs: one
+# rounding of the output dominates in f16/bf16, f32 accumulation order in f32.
+TOLERANCE = {
+    DataType.F32: (1e-5, 1e-5),
+    DataType.F16: (1e-3, 1e-3),
+    DataType.BF16: (1e-2, 1e-2),
+}
+
+TORCH_DTYPE = {
+    DataType.F32: torch.float32,
+    DataType.F16: torch.float16,
+    DataType.BF16: torch.bfloat16,
+}
+
+
+def round_to(values: np.ndarray, dtype: DataType) -> np.ndarray:
+    """float32 values rounded to dtype (nearest even), returned as float32."""
+    values = np.asarray(values, dtype=np.float32)
+    if dtype == DataType.F16:
+        return values.astype(np.float16).astype(np.float32)
+    if dtype == DataType.BF16:
+        return bf16_bits_to_f32(f32_to_bf16_bits(values)).reshape(values.shape)
+    return values
+
+
+def random_values(
+    rng: np.random.Generator, shape: Sequence[int], dtype: DataType, scale: float = 1.0
+) -> np.ndarray:
+    """Standard-normal values times scale, already rounded to dtype (float32 array)."""
+    return round_to(rng.standard_normal(tuple(shape)).astype(np.float32) * scale, dtype)
+
+
+def to_tensor(values: np.ndarray, dtype: DataType) -> Tensor:
+    """A contiguous tensor of dtype holding float values."""
+    values = np.asarray(values, dtype=np.float32)
+    if dtype == DataType.F16:
+        return Tensor.from_numpy(values.astype(np.float16))
+    return Tensor.from_numpy(values, dtype=dtype)
+
+
+def to_numpy(t: Tensor) -> np.ndarray:
+    """A float32 host copy of a floating tensor (integer tensors keep their dtype)."""
+    out = t.numpy()
+    return out.astype(np.float32) if out.dtype == np.float16 else out
+
+
+def padded_rows(values: np.ndarray, dtype: DataType, pad: int = 3) -> Tensor:
+    """A non-contiguous view holding values whose dim-0 rows sit pad elements apart more
+    than packed: a slice of a wider tensor along its last dim."""
+    values = np.asarray(values, dtype=np.float32)
+    wide = np.zeros(values.shape[:-1] + (values.shape[-1] + pad,), dtype=np.float32)
+    wide[..., : values.shape[-1]] = values
+    view = to_tensor(wide, dtype).slice(values.ndim - 1, 0, values.shape[-1])
+    assert not view.is_contiguous()
+    return view
+
+
+def to_torch(values: np.ndarray) -> torch.Tensor:
+    """float64 torch tensor of the (already rounded) values, for references."""
+    return torch.from_numpy(np.asarray(values, dtype=np.float64))
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, dtype: DataType, scale: float = 1.0):
+    """actual within TOLERANCE[dtype] of expected; scale widens it for longer reductions."""
+    atol, rtol = TOLERANCE[dtype]
+    np.testing.assert_allclose(
+        np.asarray(actual, dtype=np.float64),
+        np.asarray(expected, dtype=np.float64),
+        atol=atol * scale,
+        rtol=rtol * scale,
+    )

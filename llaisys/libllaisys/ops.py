@@ -21,8 +21,6 @@ def declare(lib: ctypes.CDLL) -> None:
         "llaisysSample": [T, T, ctypes.POINTER(LlaisysSamplingParams)],
     }
     for name, argtypes in signatures.items():
-        if not hasattr(lib, name):  # BOOTSTRAP: removed once every op is built
-            continue
         fn = getattr(lib, name)
         fn.argtypes = argtypes
         fn.restype = ctypes.c_int

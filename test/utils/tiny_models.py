@@ -63,7 +63,8 @@ def write_tiny_tokenizer(path: Path, vocab_size: int = 320) -> int:
     tok.save(str(path / "tokenizer.json"))
     (path / "tokenizer_config.json").write_text(json.dumps({
         "bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
-        "unk_token": None, "chat_template": CHAT_TEMPLATE, "tokenizer_class": "PreTrainedTokenizerFast",
+        "unk_token": None, "chat_template": CHAT_TEMPLATE,
+        "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": TINY["max_position_embeddings"],
     }))
     return tok.get_vocab_size()
@@ -221,7 +222,7 @@ def write_tiny_gguf(path: Path, arch: str, *, seed: int = 0, quant: str | None =
             a = _permute_rows(a, heads[proj])
         if quant is not None and a.ndim == 2 and "proj" in hf:
             qtype = gguf.GGMLQuantizationType[quant]
-            w.add_tensor(gguf_name(hf), quantize(a, qtype), raw_shape=a.shape, raw_dtype=qtype)
+            w.add_tensor(gguf_name(hf), quantize(a, qtype), raw_dtype=qtype)
         else:
             w.add_tensor(gguf_name(hf), a)
     w.write_header_to_file()

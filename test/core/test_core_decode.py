@@ -8,18 +8,12 @@ import pytest
 import torch
 
 from llaisys.models import Model
-from test.utils.batch_builders import (
-    BlockBatchState,
-    BlockPool,
-    SeqChunk,
-    build_decode_batch,
-)
+from test.utils.batch_builders import CacheRunner, SeqChunk, build_decode_batch
 from test.utils.hf_reference import VOCAB, hf_logits, tiny_model
 
 torch.set_num_threads(1)
 
 LAYOUTS = ["slot", "block"]
-BLOCK_SIZE = 4
 
 
 @pytest.fixture(scope="module", params=["qwen2", "llama"])
@@ -31,26 +25,9 @@ def tokens_of(seed: int, n: int) -> list[int]:
     return [int(t) for t in np.random.default_rng(seed).integers(0, VOCAB, n)]
 
 
-class Runner:
-    """One KV cache of a layout plus the block states of its sequences."""
-
-    def __init__(self, model: Model, layout: str, n_cells: int = 128, n_seq_max: int = 4):
-        self.model, self.layout = model, layout
-        self.kv = model.create_kv_cache(layout, n_cells, block_size=BLOCK_SIZE,
-                                        n_seq_max=n_seq_max)
-        self.pool = BlockPool(n_cells // BLOCK_SIZE)
-        self.states: dict[int, BlockBatchState] = {}
-
-    def decode(self, chunks: list[SeqChunk], **kw):
-        for c in chunks:
-            self.states.setdefault(c.seq_id, BlockBatchState(self.pool, BLOCK_SIZE))
-        batch = build_decode_batch(chunks, self.layout, self.states, **kw)
-        return self.model.decode(self.kv, batch)
-
-
 def alone(model: Model, layout: str, tokens: list[int]) -> np.ndarray:
     """Logits of every position of one sequence prefilled at once in a fresh cache."""
-    return Runner(model, layout).decode([SeqChunk(0, tokens, outputs="all")]).logits
+    return CacheRunner(model, layout).decode([SeqChunk(0, tokens, outputs="all")]).logits
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -58,7 +35,7 @@ def test_sequences_of_different_lengths_when_batched_with_prefill_and_decode_the
         pair, layout):
     model, _ = pair
     a, b, c = tokens_of(1, 13), tokens_of(2, 5), tokens_of(3, 9)
-    run = Runner(model, layout)
+    run = CacheRunner(model, layout)
     first = run.decode([SeqChunk(0, a[:12], outputs="all"), SeqChunk(1, b[:3], outputs="all")])
     # A decodes one token, B finishes its prompt, C prefills all of it: one call.
     second = run.decode([SeqChunk(0, a[12:], start=12, outputs="all"),
@@ -75,7 +52,7 @@ def test_sequences_of_different_lengths_when_batched_with_prefill_and_decode_the
 def test_prompt_when_prefilled_in_chunks_then_equals_prefilled_at_once(pair, layout):
     model, _ = pair
     toks = tokens_of(4, 16)
-    run, got, start = Runner(model, layout), [], 0
+    run, got, start = CacheRunner(model, layout), [], 0
     for size in (5, 1, 7, 3):
         got.append(run.decode([SeqChunk(0, toks[start:start + size], start=start,
                                         outputs="all")]).logits)
@@ -88,7 +65,7 @@ def test_prompt_when_prefilled_in_chunks_then_equals_prefilled_at_once(pair, lay
 def test_prompt_and_greedy_steps_when_compared_with_transformers_then_within_1e_4(pair, layout):
     model, hf = pair
     toks = tokens_of(5, 12)
-    run = Runner(model, layout)
+    run = CacheRunner(model, layout)
     res = run.decode([SeqChunk(0, toks, outputs="all")], sampling={"temperature": 0.0})
     np.testing.assert_allclose(res.logits, hf_logits(hf, toks), atol=1e-4, rtol=0)
     for _ in range(6):
@@ -112,7 +89,7 @@ def test_default_output_when_batch_has_no_flags_then_only_last_token_outputs(pai
 def test_no_output_rows_when_decoding_then_nothing_returned_and_tokens_cached(pair):
     model, _ = pair
     toks = tokens_of(7, 6)
-    run = Runner(model, "slot")
+    run = CacheRunner(model, "slot")
     res = run.decode([SeqChunk(0, toks[:5], outputs="none")])
     assert res.logits.shape == (0, VOCAB) and res.token_ids is None
     last = run.decode([SeqChunk(0, toks[5:], start=5)]).logits
@@ -123,7 +100,7 @@ def test_seeded_sampling_when_repeated_then_same_tokens_and_in_vocab(pair):
     model, _ = pair
     toks = tokens_of(8, 5)
     params = {"temperature": 0.8, "top_k": 20, "top_p": 0.9, "seed": 7}
-    ids = [Runner(model, "block").decode([SeqChunk(0, toks, outputs="all")], sampling=params,
+    ids = [CacheRunner(model, "block").decode([SeqChunk(0, toks, outputs="all")], sampling=params,
                                          want_logits=False).token_ids for _ in range(2)]
     np.testing.assert_array_equal(ids[0], ids[1])
     assert ids[0].shape == (5,) and ((0 <= ids[0]) & (ids[0] < VOCAB)).all()

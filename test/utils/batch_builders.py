@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llaisys.models import SAMPLING_DTYPE, DecodeBatch
+from llaisys.models import SAMPLING_DTYPE, DecodeBatch, DecodeResult, Model
 
 
 @dataclass
@@ -129,3 +129,24 @@ def build_decode_batch(
                             for p in range(c.start, c.start + len(c.tokens))], dtype=np.int64)
     batch.block_tables = tables
     return batch
+
+
+class CacheRunner:
+    """A model's KV cache of one layout with the block states of its sequences: tests
+    decode chunks without tracking blocks themselves."""
+
+    def __init__(self, model: Model, layout: str, n_cells: int = 128, block_size: int = 4,
+                 n_seq_max: int = 4):
+        self.model, self.layout, self.block_size = model, layout, block_size
+        self.kv = model.create_kv_cache(layout, n_cells, block_size=block_size,
+                                        n_seq_max=n_seq_max)
+        self.pool = BlockPool(n_cells // block_size)
+        self.states: dict[int, BlockBatchState] = {}
+
+    def batch(self, chunks: Sequence[SeqChunk], **kw) -> DecodeBatch:
+        for c in chunks:
+            self.states.setdefault(c.seq_id, BlockBatchState(self.pool, self.block_size))
+        return build_decode_batch(chunks, self.layout, self.states, **kw)
+
+    def decode(self, chunks: Sequence[SeqChunk], **kw) -> DecodeResult:
+        return self.model.decode(self.kv, self.batch(chunks, **kw))

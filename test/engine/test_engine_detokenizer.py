@@ -1,0 +1,57 @@
+from llaisys.engine.detokenizer import IncrementalDetokenizer
+from test.utils.fake_model import EOS, FakeTokenizer
+
+
+def feed(detok: IncrementalDetokenizer, ids: list[int]) -> tuple[list[str], str | None]:
+    deltas = []
+    for t in ids:
+        delta, stop = detok.add(t)
+        deltas.append(delta)
+        if stop is not None:
+            return deltas, stop
+    return deltas, None
+
+
+def test_multibyte_character_when_split_over_tokens_then_emitted_whole_once_complete():
+    detok = IncrementalDetokenizer(FakeTokenizer(), [104, 105])
+    deltas, _ = feed(detok, list("aé€".encode()))
+    assert deltas == ["a", "", "é", "", "", "€"]
+    assert detok.text == "aé€"
+
+
+def test_stop_string_when_spanning_tokens_then_cut_and_never_partially_emitted():
+    detok = IncrementalDetokenizer(FakeTokenizer(), [1], stop=["END"])
+    deltas, stop = feed(detok, list(b"abEN") + list(b"Dxyz"))
+    assert stop == "END"
+    assert deltas == ["a", "b", "", "", ""] and detok.text == "ab"
+
+
+def test_partial_match_when_it_stops_matching_then_held_text_is_released():
+    detok = IncrementalDetokenizer(FakeTokenizer(), [1], stop=["END"])
+    deltas, stop = feed(detok, list(b"xENx"))
+    assert stop is None and "".join(deltas) == "xENx" and deltas[1:3] == ["", ""]
+
+
+def test_several_stop_strings_when_both_match_then_earliest_wins():
+    detok = IncrementalDetokenizer(FakeTokenizer(), [1], stop=["cd", "bcde"])
+    _, stop = feed(detok, list(b"abcdef"))
+    assert stop == "cd" and detok.text == "ab"
+
+
+def test_held_text_when_flushed_at_the_end_then_emitted():
+    detok = IncrementalDetokenizer(FakeTokenizer(), [1], stop=["END"])
+    deltas, _ = feed(detok, list(b"aE"))
+    assert deltas == ["a", ""] and detok.flush() == "E" and detok.flush() == ""
+
+
+def test_special_token_when_skipped_then_adds_no_text():
+    detok = IncrementalDetokenizer(FakeTokenizer(), [1])
+    assert feed(detok, [104, EOS, 105])[0] == ["h", "", "i"]
+    keep = IncrementalDetokenizer(FakeTokenizer(), [1], skip_special_tokens=False)
+    assert "".join(feed(keep, [104, EOS])[0]) == "h</s>"
+
+
+def test_stop_check_off_when_stop_string_appears_then_not_matched_later_either():
+    detok = IncrementalDetokenizer(FakeTokenizer(), [1], stop=["a"])
+    assert detok.add(ord("a"), check_stop=False) == ("a", None)
+    assert detok.add(ord("b")) == ("b", None)

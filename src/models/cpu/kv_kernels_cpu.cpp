@@ -47,6 +47,7 @@ void attention(T *out, const T *q, const T *k_cache, const T *v_cache, const int
                 const size_t cell = size_t(tab[j / bs]) * bs + j % bs;
                 const T *krow = k_cache + (cell * s.nkvh + kvh) * s.d;
                 float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
                 for (size_t c = 0; c < s.d; ++c) dot += qf[c] * to_f32(krow[c]);
                 scores[j] = dot;
                 mx = std::max(mx, dot);
@@ -58,6 +59,7 @@ void attention(T *out, const T *q, const T *k_cache, const T *v_cache, const int
                 const size_t cell = size_t(tab[j / bs]) * bs + j % bs;
                 const T *vrow = v_cache + (cell * s.nkvh + kvh) * s.dv;
                 const float p = scores[j];
+#pragma omp simd
                 for (size_t c = 0; c < s.dv; ++c) acc[c] += p * to_f32(vrow[c]);
             }
             T *orow = out + (i * s.nh + h) * s.dv;

@@ -15,6 +15,7 @@ namespace {
 
 struct Kernels {
     void (*gemm)(const KernelArgs &);
+    void (*gemm_bf16_dot)(const KernelArgs &); // null where the CPU lacks a bf16 dot product
     void (*rows_to_f32)(const std::byte *, size_t, llaisysDataType_t, size_t, size_t, float *,
                         size_t);
 };
@@ -23,11 +24,12 @@ const Kernels &kernels() {
     static const Kernels k = [] {
         switch (device::cpu::kernel_path()) {
         case device::cpu::KernelPath::Avx512:
-            return Kernels{linear_avx512::gemm, linear_avx512::rows_to_f32};
+            return Kernels{linear_avx512::gemm, linear_avx512::gemm_bf16_dot,
+                           linear_avx512::rows_to_f32};
         case device::cpu::KernelPath::Avx2:
-            return Kernels{linear_avx2::gemm, linear_avx2::rows_to_f32};
+            return Kernels{linear_avx2::gemm, nullptr, linear_avx2::rows_to_f32};
         default:
-            return Kernels{linear_generic::gemm, linear_generic::rows_to_f32};
+            return Kernels{linear_generic::gemm, nullptr, linear_generic::rows_to_f32};
         }
     }();
     return k;
@@ -93,7 +95,7 @@ void gemm_blas(const Kernels &kf, const KernelArgs &a) {
             beta = 1.0f;
         }
         scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(a.m), int(nb), int(a.k),
-                          1.0f, a.x, int(a.ldx), w, int(a.k), beta, c, int(ldc));
+                          1.0f, static_cast<const float *>(a.x), int(a.ldx), w, int(a.k), beta, c, int(ldc));
         if (!f32_out) store_panel(a, c, j0, nb);
     }
 }
@@ -112,8 +114,9 @@ void linear(const LinearOperands &op) {
     a.wtype = op.wtype;
     a.out = op.out;
     a.threads = threads;
-    if (op.xtype == LLAISYS_DTYPE_F32) {
-        a.x = reinterpret_cast<const float *>(op.x);
+    const bool bf16_dot = op.xtype == LLAISYS_DTYPE_BF16 && kf.gemm_bf16_dot;
+    if (op.xtype == LLAISYS_DTYPE_F32 || bf16_dot) {
+        a.x = op.x;
         a.ldx = op.ldx;
     } else {
         float *x = scratch(t_x, op.m * op.k);
@@ -128,7 +131,9 @@ void linear(const LinearOperands &op) {
     } else {
         a.bias = reinterpret_cast<const float *>(op.bias);
     }
-    if (op.m >= kBlasMinRows)
+    if (bf16_dot)
+        kf.gemm_bf16_dot(a);
+    else if (op.m >= kBlasMinRows)
         gemm_blas(kf, a);
     else
         kf.gemm(a);

@@ -25,7 +25,7 @@ void linear(const LinearOperands &op);
 
 // What the SIMD kernel families implement (one set per instruction set, picked at run time).
 struct KernelArgs {
-    const float *x; // [m, k] f32 activations, row pitch ldx
+    const void *x; // [m, k] activations, row pitch ldx: f32, or BF16 where bf16_dot says so
     size_t ldx;
     const std::byte *w; // [n, k] weight rows of wtype
     size_t w_row_bytes;
@@ -48,6 +48,8 @@ void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t d
 } // namespace linear_avx2
 namespace linear_avx512 {
 void gemm(const KernelArgs &a);
+// BF16 weights times BF16 activations with the AVX512-BF16 dot product (x is bf16).
+void gemm_bf16_dot(const KernelArgs &a);
 void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype,
                  size_t rows, size_t k, float *dst, size_t ld_dst);
 } // namespace linear_avx512

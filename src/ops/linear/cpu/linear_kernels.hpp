@@ -146,28 +146,42 @@ template <class V, class F> void store_out(std::byte *row, size_t j, float v) {
 
 constexpr size_t out_elem_bytes(OutKind k) { return k == OutKind::F32 ? 4 : 2; }
 
-// NR weight rows x MR input rows: each weight chunk is dequantized once into registers and
-// multiplied into all MR rows, so W streams through the core exactly once per tile.
-template <class V, class F, int NR, int MR>
+// The usual dot scheme: weight chunks widened to f32 registers, f32 activations, FMA.
+// A scheme D provides xelem (activation element type), W (one weight chunk in registers),
+// load_w, madd (acc += chunk . 32 activations) and x_at (one activation as f32, for tails).
+template <class V, class F> struct FloatDot {
+    using xelem = float;
+    struct W {
+        typename V::reg r[32 / V::width];
+    };
+    static void load_w(const std::byte *p, W &w) { F::template chunk<V>(p, w.r); }
+    static typename V::reg madd(const W &w, const float *x, typename V::reg acc) {
+        for (int q = 0; q < 32 / V::width; ++q)
+            acc = V::fmadd(w.r[q], V::load(x + q * V::width), acc);
+        return acc;
+    }
+    static float x_at(const float *x, size_t j) { return x[j]; }
+};
+
+// NR weight rows x MR input rows: each weight chunk is loaded (and dequantized) once into
+// registers and multiplied into all MR rows, so W streams through the core once per tile.
+template <class V, class D, class F, int NR, int MR>
 void tile(const KernelArgs &a, size_t j0, size_t i0) {
-    using reg = typename V::reg;
-    constexpr int C = 32 / V::width;
+    using X = typename D::xelem;
     const std::byte *wr[NR];
     for (int r = 0; r < NR; ++r) wr[r] = a.w + (j0 + r) * a.w_row_bytes;
-    const float *xr[MR];
-    for (int i = 0; i < MR; ++i) xr[i] = a.x + (i0 + i) * a.ldx;
-    reg acc[MR][NR];
+    const X *xr[MR];
+    for (int i = 0; i < MR; ++i) xr[i] = static_cast<const X *>(a.x) + (i0 + i) * a.ldx;
+    typename V::reg acc[MR][NR];
     for (int i = 0; i < MR; ++i)
         for (int r = 0; r < NR; ++r) acc[i][r] = V::zero();
 
     const size_t chunks = a.k / 32;
     for (size_t c = 0; c < chunks; ++c) {
         for (int r = 0; r < NR; ++r) {
-            reg w[C];
-            F::template chunk<V>(wr[r] + c * F::chunk_bytes, w);
-            for (int i = 0; i < MR; ++i)
-                for (int q = 0; q < C; ++q)
-                    acc[i][r] = V::fmadd(w[q], V::load(xr[i] + c * 32 + q * V::width), acc[i][r]);
+            typename D::W w;
+            D::load_w(wr[r] + c * F::chunk_bytes, w);
+            for (int i = 0; i < MR; ++i) acc[i][r] = D::madd(w, xr[i] + c * 32, acc[i][r]);
         }
     }
 
@@ -177,7 +191,7 @@ void tile(const KernelArgs &a, size_t j0, size_t i0) {
             float s = V::hsum(acc[i][r]);
             if constexpr (!F::quantized)
                 for (size_t j = chunks * 32; j < a.k; ++j)
-                    s += F::template elem<V>(wr[r], j) * xr[i][j];
+                    s += F::template elem<V>(wr[r], j) * D::x_at(xr[i], j);
             if (a.bias) s += a.bias[j0 + r];
             store_out<V, F>(orow, j0 + r, s);
         }
@@ -185,18 +199,18 @@ void tile(const KernelArgs &a, size_t j0, size_t i0) {
 }
 
 // The tile for the last mr < V::mr input rows.
-template <class V, class F, int NR, int MR = V::mr>
+template <class V, class D, class F, int NR, int MR = V::mr>
 void tile_rows(const KernelArgs &a, size_t j0, size_t i0, size_t mr) {
     if constexpr (MR > 1) {
-        if (mr < size_t(MR)) return tile_rows<V, F, NR, MR - 1>(a, j0, i0, mr);
+        if (mr < size_t(MR)) return tile_rows<V, D, F, NR, MR - 1>(a, j0, i0, mr);
     }
-    tile<V, F, NR, MR>(a, j0, i0);
+    tile<V, D, F, NR, MR>(a, j0, i0);
 }
 
 // Below this many multiply-adds a parallel region costs more than it saves.
 constexpr size_t kParallelMinWork = size_t(1) << 16;
 
-template <class V, class F> void gemm_format(const KernelArgs &a) {
+template <class V, class D, class F> void gemm_format(const KernelArgs &a) {
     constexpr size_t NR = 4;
     const ptrdiff_t blocks = ptrdiff_t((a.n + NR - 1) / NR);
     const bool parallel = a.threads > 1 && a.m * a.n * a.k >= kParallelMinWork;
@@ -206,16 +220,20 @@ template <class V, class F> void gemm_format(const KernelArgs &a) {
         for (size_t i0 = 0; i0 < a.m; i0 += V::mr) {
             const size_t left = a.m - i0, mr = left < size_t(V::mr) ? left : size_t(V::mr);
             if (j0 + NR <= a.n) {
-                tile_rows<V, F, NR>(a, j0, i0, mr);
+                tile_rows<V, D, F, NR>(a, j0, i0, mr);
             } else {
-                for (size_t j = j0; j < a.n; ++j) tile_rows<V, F, 1>(a, j, i0, mr);
+                for (size_t j = j0; j < a.n; ++j) tile_rows<V, D, F, 1>(a, j, i0, mr);
             }
         }
     }
 }
 
-template <class V> void gemm_any(const KernelArgs &a) {
-    with_format(a.wtype, [&](auto f) { gemm_format<V, decltype(f)>(a); });
+// All weight dtypes with f32 activations (KernelArgs::x is float).
+template <class V> void gemm_f32_act(const KernelArgs &a) {
+    with_format(a.wtype, [&](auto f) {
+        using F = decltype(f);
+        gemm_format<V, FloatDot<V, F>, F>(a);
+    });
 }
 
 // Dequantizes / widens rows of any weight dtype (or F16/BF16 activations) to f32.

@@ -264,7 +264,7 @@ class OpenAIServing:
             raise APIError(404, f"The model `{model}` does not exist.", param="model",
                            code="model_not_found")
 
-    def sampling_params(self, req: SamplingFields, *, prompt_len: int,
+    def sampling_params(self, req: SamplingFields, *, prompt_len: int, prompt_param: str,
                         requested_max: int | None, default_max: int | None,
                         logprobs: int | None) -> SamplingParams:
         cfg = self.config
@@ -274,7 +274,7 @@ class OpenAIServing:
         if prompt_len > max_prompt:
             raise APIError(400, f"The prompt has {prompt_len} tokens; this server accepts at "
                            f"most {max_prompt} (context length {cfg.max_model_len}).",
-                           param="messages", code="context_length_exceeded")
+                           param=prompt_param, code="context_length_exceeded")
         room = cfg.max_model_len - prompt_len
         if requested_max is not None:
             if cfg.max_tokens is not None and requested_max > cfg.max_tokens:
@@ -574,7 +574,7 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
         serving.check_token_ids(token_ids, "messages")
         top_n = (req.top_logprobs or 0) if req.logprobs else 0
         params = serving.sampling_params(
-            req, prompt_len=len(token_ids),
+            req, prompt_len=len(token_ids), prompt_param="messages",
             requested_max=req.max_completion_tokens or req.max_tokens, default_max=None,
             logprobs=top_n if req.logprobs else None)
         prompts = [_Prompt(token_ids, prompt_opens_reasoning(prompt_text))]
@@ -699,7 +699,8 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
         for ids in prompt_ids:
             serving.check_token_ids(ids, "prompt")
         params = serving.sampling_params(
-            req, prompt_len=max(len(ids) for ids in prompt_ids), requested_max=req.max_tokens,
+            req, prompt_len=max(len(ids) for ids in prompt_ids), prompt_param="prompt",
+            requested_max=req.max_tokens,
             default_max=16, logprobs=req.logprobs)
         prompts = [_Prompt(ids) for ids in prompt_ids]
         response_id = f"cmpl-{uuid.uuid4().hex}"

@@ -59,7 +59,7 @@ class FakeTokenizer:
 
 def default_script(prompt: str, params: SamplingParams, index: int) -> str:
     """Deterministic for temperature 0 or a seed; a word salad that depends on the prompt."""
-    tail = prompt.replace("<|assistant|>", "").strip()[-12:]
+    tail = prompt.replace("<|assistant|>", "").rsplit("|>", 1)[-1].strip()[-12:]
     if params.temperature == 0:
         rng = random.Random(f"{prompt}")
     elif params.seed is not None:

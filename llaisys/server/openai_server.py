@@ -796,3 +796,13 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
     app.add_middleware(LimitsAndAuthMiddleware, api_key=config.api_key,
                        max_body_bytes=config.max_body_bytes)
     return app
+
+
+def run_server(engine: Any, config: ServerConfig, *, host: str = "127.0.0.1",
+               port: int = 8000, log_level: str = "info") -> None:
+    """Serve ``engine`` (an LLMEngine) until interrupted."""
+    import uvicorn
+
+    metrics = ServerMetrics()
+    app = create_app(AsyncLLMEngine(engine, metrics=metrics), config, metrics)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

@@ -1,8 +1,9 @@
 #include "ops/self_attention/cpu/self_attention_cpu.hpp"
 
-#include <algorithm>
+#include "device/cpu/cpu_features.hpp"
+#include "ops/self_attention/cpu/self_attention_kernel.hpp"
+
 #include <cmath>
-#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -10,42 +11,90 @@ namespace llaisys::ops::cpu {
 
 namespace {
 
-// Keys scored per step of the online softmax: the running max and the accumulator are
-// rescaled once per block instead of once per key.
-constexpr size_t kKeyBlock = 64;
+struct GenericOps {
+    static const float *row(const float *src, float *, size_t) { return src; }
+
+    template <typename T> static const float *row(const T *src, float *buf, size_t n) {
+        for (size_t i = 0; i < n; ++i) buf[i] = to_f32(src[i]);
+        return buf;
+    }
+
+    static float dot(const float *a, const float *b, size_t n) {
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (size_t i = 0; i < n; ++i) s += a[i] * b[i];
+        return s;
+    }
+
+    static void axpy(float *y, float alpha, const float *x, size_t n) {
+        for (size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+    }
+
+    static void scale(float *y, float alpha, size_t n) {
+        for (size_t i = 0; i < n; ++i) y[i] *= alpha;
+    }
+
+    static float exp(float x) { return std::exp(x); }
+};
 
 template <typename T>
-void attend_row(T *out, const T *q, const T *k, const T *v, size_t n_keys, const AttentionArgs &a,
-                float *q_f32, float *acc, float *scores) {
-    for (size_t i = 0; i < a.d; ++i) q_f32[i] = to_f32(q[i]) * a.scale;
-    std::fill(acc, acc + a.dv, 0.0f);
-    float run_max = -std::numeric_limits<float>::infinity();
-    float run_sum = 0.0f;
-    for (size_t j0 = 0; j0 < n_keys; j0 += kKeyBlock) {
-        const size_t nb = std::min(kKeyBlock, n_keys - j0);
-        float block_max = -std::numeric_limits<float>::infinity();
-        for (size_t j = 0; j < nb; ++j) {
-            const T *key = k + ptrdiff_t(j0 + j) * a.k_token;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (size_t i = 0; i < a.d; ++i) s += q_f32[i] * to_f32(key[i]);
-            scores[j] = s;
-            block_max = std::max(block_max, s);
-        }
-        const float new_max = std::max(run_max, block_max);
-        const float rescale = std::exp(run_max - new_max); // 0 on the first block
-        run_sum *= rescale;
-        for (size_t i = 0; i < a.dv; ++i) acc[i] *= rescale;
-        run_max = new_max;
-        for (size_t j = 0; j < nb; ++j) {
-            const float p = std::exp(scores[j] - run_max);
-            run_sum += p;
-            const T *val = v + ptrdiff_t(j0 + j) * a.v_token;
-            for (size_t i = 0; i < a.dv; ++i) acc[i] += p * to_f32(val[i]);
+using AttendRowFn = void (*)(float *, const float *, const T *, const T *, size_t,
+                             const AttentionArgs &, float *);
+
+template <typename T> AttendRowFn<T> attend_row_fn() {
+    if (device::cpu::kernel_path() != device::cpu::KernelPath::Generic)
+        return static_cast<AttendRowFn<T>>(&self_attention_avx2::attend_row);
+    return &attend_row<GenericOps, T>;
+}
+
+template <typename T> using WidenRowFn = void (*)(const T *, float *, size_t);
+
+template <typename T> void widen_row_generic(const T *src, float *dst, size_t n) {
+    GenericOps::row(src, dst, n);
+}
+
+template <typename T> WidenRowFn<T> widen_row_fn() {
+    if (device::cpu::kernel_path() != device::cpu::KernelPath::Generic)
+        return static_cast<WidenRowFn<T>>(&self_attention_avx2::widen_row);
+    return &widen_row_generic<T>;
+}
+
+// Rows [len, heads, n] at the given strides -> packed f32 [len, heads, n].
+template <typename T>
+std::vector<float> widen(const T *src, size_t len, size_t heads, size_t n, ptrdiff_t token_stride,
+                         ptrdiff_t head_stride) {
+    std::vector<float> dst(len * heads * n);
+    const WidenRowFn<T> widen_row = widen_row_fn<T>();
+#pragma omp parallel for schedule(static) if (len * heads * n > 65536)
+    for (size_t t = 0; t < len; ++t)
+        for (size_t h = 0; h < heads; ++h)
+            widen_row(src + ptrdiff_t(t) * token_stride + ptrdiff_t(h) * head_stride,
+                      dst.data() + (t * heads + h) * n, n);
+    return dst;
+}
+
+// Every (query, head) row, with K/V of element type KV (T, or f32 once widened).
+template <typename T, typename KV>
+void attend_all(T *out, const T *q, const KV *k, const KV *v, const AttentionArgs &a) {
+    const AttendRowFn<KV> attend = attend_row_fn<KV>();
+    const size_t group = a.n_heads / a.n_kv_heads;
+    const size_t past = a.klen - a.qlen;
+    const size_t tasks = a.qlen * a.n_heads;
+#pragma omp parallel if (tasks > 1)
+    {
+        std::vector<float> q_f32(a.d), acc(a.dv), scratch(attend_row_scratch(a));
+        // Later queries see more keys: dynamic scheduling balances the causal triangle.
+#pragma omp for schedule(dynamic, 1)
+        for (size_t task = 0; task < tasks; ++task) {
+            const size_t qi = task / a.n_heads, h = task % a.n_heads, kvh = h / group;
+            const T *q_row = q + ptrdiff_t(qi) * a.q_token + ptrdiff_t(h) * a.q_head;
+            for (size_t i = 0; i < a.d; ++i) q_f32[i] = to_f32(q_row[i]) * a.scale;
+            attend(acc.data(), q_f32.data(), k + ptrdiff_t(kvh) * a.k_head,
+                   v + ptrdiff_t(kvh) * a.v_head, past + qi + 1, a, scratch.data());
+            T *out_row = out + ptrdiff_t(qi) * a.out_token + ptrdiff_t(h) * a.out_head;
+            for (size_t i = 0; i < a.dv; ++i) out_row[i] = from_f32<T>(acc[i]);
         }
     }
-    const float inv_sum = 1.0f / run_sum;
-    for (size_t i = 0; i < a.dv; ++i) out[i] = from_f32<T>(acc[i] * inv_sum);
 }
 
 } // namespace
@@ -58,21 +107,22 @@ void self_attention(std::byte *out, const std::byte *q, const std::byte *k, cons
         auto *pq = reinterpret_cast<const T *>(q);
         auto *pk = reinterpret_cast<const T *>(k);
         auto *pv = reinterpret_cast<const T *>(v);
-        const size_t group = a.n_heads / a.n_kv_heads;
-        const size_t past = a.klen - a.qlen;
-        const size_t tasks = a.qlen * a.n_heads;
-#pragma omp parallel if (tasks > 1)
-        {
-            std::vector<float> q_f32(a.d), acc(a.dv), scores(kKeyBlock);
-            // Later queries see more keys: dynamic scheduling balances the causal triangle.
-#pragma omp for schedule(dynamic, 1)
-            for (size_t task = 0; task < tasks; ++task) {
-                const size_t qi = task / a.n_heads, h = task % a.n_heads, kvh = h / group;
-                attend_row(po + ptrdiff_t(qi) * a.out_token + ptrdiff_t(h) * a.out_head,
-                           pq + ptrdiff_t(qi) * a.q_token + ptrdiff_t(h) * a.q_head,
-                           pk + ptrdiff_t(kvh) * a.k_head, pv + ptrdiff_t(kvh) * a.v_head,
-                           past + qi + 1, a, q_f32.data(), acc.data(), scores.data());
-            }
+        if constexpr (std::is_same_v<T, float>) {
+            attend_all(po, pq, pk, pv, a);
+        } else if (a.qlen == 1) {
+            attend_all(po, pq, pk, pv, a); // decode: each row widened as it is read
+        } else {
+            // Several queries read every K/V row (qlen * group times): widen each once.
+            const std::vector<float> k32 =
+                widen(pk, a.klen, a.n_kv_heads, a.d, a.k_token, a.k_head);
+            const std::vector<float> v32 =
+                widen(pv, a.klen, a.n_kv_heads, a.dv, a.v_token, a.v_head);
+            AttentionArgs packed = a;
+            packed.k_token = ptrdiff_t(a.n_kv_heads * a.d);
+            packed.k_head = ptrdiff_t(a.d);
+            packed.v_token = ptrdiff_t(a.n_kv_heads * a.dv);
+            packed.v_head = ptrdiff_t(a.dv);
+            attend_all(po, pq, k32.data(), v32.data(), packed);
         }
     });
 }

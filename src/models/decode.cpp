@@ -15,7 +15,8 @@ struct Step {
     size_t n = 0;
     std::vector<int64_t> tokens, pos;
     std::vector<int32_t> seq;
-    std::vector<int64_t> out_rows; // token rows producing outputs, in token order
+    std::vector<int64_t> out_rows; // token rows producing outputs, in token order (none when
+                                   // the batch asks for neither tokens nor logits)
     std::vector<int64_t> cells;    // cache cell of each token
     std::vector<int32_t> key_table;
     std::vector<int64_t> key_row;
@@ -122,6 +123,7 @@ Step validate(const LlaisysModelMeta &m, const KvCache &kv, const LlaisysBatch &
                           sp.temperature, ", top_p ", sp.top_p, " in (0, 1], min_p ", sp.min_p,
                           " in [0, 1])");
         }
+    if (!b.sampling && !b.out_logits) s.out_rows.clear();
     return s;
 }
 
@@ -194,7 +196,21 @@ void Model::reserve(size_t tokens, size_t outputs, bool backups) {
     }
 }
 
-void Model::forward(KvCache &kv, const Step &s, size_t &layers_backed_up) {
+void Model::finish_layer(const Layer &w, const tensor_t &x, const tensor_t &attn) {
+    const size_t r = x->dim(0);
+    const tensor_t o = rows(ws_.o, r), xn = rows(ws_.xn, r);
+    const tensor_t gate = rows(ws_.gate, r), up = rows(ws_.up, r), act = rows(ws_.act, r);
+    ops::linear(o, attn, w.o, nullptr);
+    ops::add(x, x, o);
+    ops::rms_norm(xn, x, w.post_norm, meta_.rms_norm_eps);
+    ops::linear(gate, xn, w.gate, nullptr);
+    ops::linear(up, xn, w.up, nullptr);
+    ops::swiglu(act, gate, up);
+    ops::linear(o, act, w.down, nullptr);
+    ops::add(x, x, o);
+}
+
+tensor_t Model::forward(KvCache &kv, const Step &s, size_t &layers_backed_up) {
     const LlaisysModelMeta &m = meta_;
     const size_t n = s.n;
     const bool block = kv.layout() == LLAISYS_KV_LAYOUT_BLOCK;
@@ -204,10 +220,9 @@ void Model::forward(KvCache &kv, const Step &s, size_t &layers_backed_up) {
     const KeyMap keys{upload(ws_.key_table_i, LLAISYS_DTYPE_I32, s.key_table),
                       upload(ws_.key_row_i, LLAISYS_DTYPE_I64, s.key_row),
                       upload(ws_.n_keys_i, LLAISYS_DTYPE_I32, s.n_keys), s.block_size};
-    const tensor_t x = rows(ws_.x, n), xn = rows(ws_.xn, n), o = rows(ws_.o, n);
+    const tensor_t x = rows(ws_.x, n), xn = rows(ws_.xn, n);
     const tensor_t q = rows(ws_.q, n), k = rows(ws_.k, n), v = rows(ws_.v, n);
     const tensor_t attn = rows(ws_.attn, n);
-    const tensor_t gate = rows(ws_.gate, n), up = rows(ws_.up, n), act = rows(ws_.act, n);
     const size_t qd = m.n_head * m.head_dim, kvd = m.n_kv_head * m.head_dim;
     const tensor_t q2 = q->view({n, qd}), k2 = k->view({n, kvd}), v2 = v->view({n, kvd});
     const tensor_t attn2 = attn->view({n, qd});
@@ -230,23 +245,26 @@ void Model::forward(KvCache &kv, const Step &s, size_t &layers_backed_up) {
         scatter_rows(kv.k(l), cells, k);
         scatter_rows(kv.v(l), cells, v);
         paged_attention(attn, q, kv.k(l), kv.v(l), keys, scale);
-        ops::linear(o, attn2, w.o, nullptr);
-        ops::add(x, x, o);
-        ops::rms_norm(xn, x, w.post_norm, m.rms_norm_eps);
-        ops::linear(gate, xn, w.gate, nullptr);
-        ops::linear(up, xn, w.up, nullptr);
-        ops::swiglu(act, gate, up);
-        ops::linear(o, act, w.down, nullptr);
-        ops::add(x, x, o);
+        const size_t n_out = s.out_rows.size();
+        if (l + 1 < m.n_layer || n_out == n) {
+            finish_layer(w, x, attn2);
+            continue;
+        }
+        // The rest of the last layer only matters for the rows that produce outputs.
+        if (n_out == 0) return nullptr;
+        const tensor_t idx = upload(ws_.out_rows_i, LLAISYS_DTYPE_I64, s.out_rows);
+        const tensor_t out_x = rows(ws_.out_x, n_out), out_attn = rows(q2, n_out);
+        gather_rows(out_x, x, idx);
+        gather_rows(out_attn, attn2, idx);
+        finish_layer(w, out_x, out_attn);
+        return out_x;
     }
+    return s.out_rows.empty() ? nullptr : x;
 }
 
-void Model::write_outputs(const Step &s, const LlaisysBatch &b) {
-    const size_t n_out = s.out_rows.size();
-    if (n_out == 0 || (!b.sampling && !b.out_logits)) return;
-    const tensor_t out_x = rows(ws_.out_x, n_out), out_xn = rows(ws_.out_xn, n_out);
-    const tensor_t logits = rows(ws_.logits, n_out);
-    gather_rows(out_x, rows(ws_.x, s.n), upload(ws_.out_rows_i, LLAISYS_DTYPE_I64, s.out_rows));
+void Model::write_outputs(const tensor_t &out_x, const LlaisysBatch &b) {
+    const size_t n_out = out_x->dim(0);
+    const tensor_t out_xn = rows(ws_.out_xn, n_out), logits = rows(ws_.logits, n_out);
     ops::rms_norm(out_xn, out_x, norm_, meta_.rms_norm_eps);
     ops::linear(logits, out_xn, meta_.tie_word_embeddings ? embed_ : lm_head_, nullptr);
     if (b.sampling) {
@@ -285,8 +303,7 @@ void Model::decode(KvCache &kv, const LlaisysBatch &batch) {
     size_t layers_backed_up = 0;
     try {
         if (!block) slot_key_map(kv, s);
-        forward(kv, s, layers_backed_up);
-        write_outputs(s, batch);
+        if (const tensor_t out_x = forward(kv, s, layers_backed_up)) write_outputs(out_x, batch);
     } catch (...) {
         if (block)
             restore(kv, s.n, layers_backed_up);

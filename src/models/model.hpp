@@ -53,8 +53,12 @@ private:
     // Grows buf to hold host and copies host into its first host.size() elements.
     template <typename T>
     tensor_t upload(tensor_t &buf, llaisysDataType_t dtype, const std::vector<T> &host) const;
-    void forward(KvCache &kv, const Step &step, size_t &layers_backed_up);
-    void write_outputs(const Step &step, const LlaisysBatch &batch);
+    // Runs the layers, writing the batch's K/V; returns the hidden rows of the output
+    // tokens (null when there are none).
+    tensor_t forward(KvCache &kv, const Step &step, size_t &layers_backed_up);
+    // Attention output projection, residual and MLP of one layer over the rows of x.
+    void finish_layer(const Layer &w, const tensor_t &x, const tensor_t &attn);
+    void write_outputs(const tensor_t &out_x, const LlaisysBatch &batch);
     void restore(KvCache &kv, size_t n, size_t layers);
 
     LlaisysModelMeta meta_;

@@ -25,46 +25,69 @@ void gather_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_
 
 namespace {
 
+// A row as f32: float rows are used in place, half rows are converted into buf.
+template <typename T> const float *as_f32(const T *row, float *buf, size_t n) {
+    if constexpr (std::is_same_v<T, float>) {
+        return row;
+    } else {
+        for (size_t c = 0; c < n; ++c) buf[c] = to_f32(row[c]);
+        return buf;
+    }
+}
+
+// One task per (token, kv head): the query heads sharing that kv head read each key and
+// value row once.
 template <typename T>
 void attention(T *out, const T *q, const T *k_cache, const T *v_cache, const int32_t *table,
                const int64_t *row, const int32_t *n_keys, size_t bs, const AttentionShape &s,
                float scale) {
     const size_t group = s.nh / s.nkvh;
-    const ptrdiff_t tasks = ptrdiff_t(s.n * s.nh);
+    const ptrdiff_t tasks = ptrdiff_t(s.n * s.nkvh);
 #pragma omp parallel num_threads(device::cpu::num_threads())
     {
-        std::vector<float> qf(s.d), acc(s.dv), scores;
+        std::vector<float> qf(group * s.d), acc(group * s.dv), kbuf(s.d), vbuf(s.dv), scores;
 #pragma omp for schedule(dynamic)
         for (ptrdiff_t t = 0; t < tasks; ++t) {
-            const size_t i = size_t(t) / s.nh, h = size_t(t) % s.nh, kvh = h / group;
+            const size_t i = size_t(t) / s.nkvh, kvh = size_t(t) % s.nkvh, h0 = kvh * group;
             const size_t nk = size_t(n_keys[i]);
             const int32_t *tab = table + row[i];
-            const T *qrow = q + (i * s.nh + h) * s.d;
-            for (size_t c = 0; c < s.d; ++c) qf[c] = to_f32(qrow[c]) * scale;
-            scores.resize(nk);
-            float mx = -INFINITY;
+            for (size_t g = 0; g < group; ++g)
+                for (size_t c = 0; c < s.d; ++c)
+                    qf[g * s.d + c] = to_f32(q[(i * s.nh + h0 + g) * s.d + c]) * scale;
+            scores.resize(group * nk);
             for (size_t j = 0; j < nk; ++j) {
                 const size_t cell = size_t(tab[j / bs]) * bs + j % bs;
-                const T *krow = k_cache + (cell * s.nkvh + kvh) * s.d;
-                float dot = 0.f;
+                const float *k = as_f32(k_cache + (cell * s.nkvh + kvh) * s.d, kbuf.data(), s.d);
+                for (size_t g = 0; g < group; ++g) {
+                    const float *qg = &qf[g * s.d];
+                    float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
-                for (size_t c = 0; c < s.d; ++c) dot += qf[c] * to_f32(krow[c]);
-                scores[j] = dot;
-                mx = std::max(mx, dot);
+                    for (size_t c = 0; c < s.d; ++c) dot += qg[c] * k[c];
+                    scores[g * nk + j] = dot;
+                }
             }
-            float sum = 0.f;
-            for (size_t j = 0; j < nk; ++j) sum += scores[j] = std::exp(scores[j] - mx);
+            for (size_t g = 0; g < group; ++g) { // softmax, normalized in place
+                float *sg = &scores[g * nk];
+                const float mx = nk ? *std::max_element(sg, sg + nk) : 0.f;
+                float sum = 0.f;
+                for (size_t j = 0; j < nk; ++j) sum += sg[j] = std::exp(sg[j] - mx);
+                const float inv = nk ? 1.f / sum : 0.f;
+                for (size_t j = 0; j < nk; ++j) sg[j] *= inv;
+            }
             std::fill(acc.begin(), acc.end(), 0.f);
             for (size_t j = 0; j < nk; ++j) {
                 const size_t cell = size_t(tab[j / bs]) * bs + j % bs;
-                const T *vrow = v_cache + (cell * s.nkvh + kvh) * s.dv;
-                const float p = scores[j];
+                const float *v = as_f32(v_cache + (cell * s.nkvh + kvh) * s.dv, vbuf.data(), s.dv);
+                for (size_t g = 0; g < group; ++g) {
+                    float *ag = &acc[g * s.dv];
+                    const float p = scores[g * nk + j];
 #pragma omp simd
-                for (size_t c = 0; c < s.dv; ++c) acc[c] += p * to_f32(vrow[c]);
+                    for (size_t c = 0; c < s.dv; ++c) ag[c] += p * v[c];
+                }
             }
-            T *orow = out + (i * s.nh + h) * s.dv;
-            const float inv = nk ? 1.f / sum : 0.f;
-            for (size_t c = 0; c < s.dv; ++c) orow[c] = from_f32<T>(acc[c] * inv);
+            for (size_t g = 0; g < group; ++g)
+                for (size_t c = 0; c < s.dv; ++c)
+                    out[(i * s.nh + h0 + g) * s.dv + c] = from_f32<T>(acc[g * s.dv + c]);
         }
     }
 }

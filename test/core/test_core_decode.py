@@ -77,6 +77,16 @@ def test_prompt_and_greedy_steps_when_compared_with_transformers_then_within_1e_
         np.testing.assert_allclose(res.logits[0], hf_logits(hf, toks)[-1], atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_some_flagged_rows_when_decoding_then_rows_in_token_order_match_alone(pair, layout):
+    model, _ = pair
+    a, b = tokens_of(10, 6), tokens_of(11, 4)
+    res = CacheRunner(model, layout).decode([SeqChunk(0, a, outputs=[0, 2, 5]),
+                                             SeqChunk(1, b, outputs=[1])])
+    want = np.concatenate([alone(model, layout, a)[[0, 2, 5]], alone(model, layout, b)[[1]]])
+    np.testing.assert_allclose(res.logits, want, atol=1e-5, rtol=0)
+
+
 def test_default_output_when_batch_has_no_flags_then_only_last_token_outputs(pair):
     model, _ = pair
     toks = tokens_of(6, 7)

@@ -1,0 +1,140 @@
+"""The command line: `python -m llaisys.server` / `llaisys serve` as a real process on
+127.0.0.1, `llaisys generate`, `llaisys chat` (history, /reset) and `llaisys bench`."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+from test.utils.tiny_models import write_tiny_hf
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return write_tiny_hf(tmp_path_factory.mktemp("tiny-cli"), "llama")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def serve(args: list[str], port: int, timeout: float = 180) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "llaisys.server", *args, "--port", str(port)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        try:
+            if get(port, "/health")[0] == 200:
+                return proc
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "server did not come up"
+        time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"server did not stop on SIGINT:\n{out[-3000:]}") from None
+    return out
+
+
+def cli(*args: str, stdin: str | None = None, timeout: float = 300
+        ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "llaisys.cli", *args], cwd=ROOT, input=stdin,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_server_module_when_given_a_model_then_serves_openai_api_and_page(tiny_model):
+    port = free_port()
+    proc = serve([str(tiny_model), "--kv-cache-tokens", "1024", "--served-model-name", "tiny"],
+                 port)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x",
+                               max_retries=0, timeout=60)
+        assert [m.id for m in client.models.list().data] == ["tiny"]
+        r = client.chat.completions.create(model="tiny", max_tokens=3,
+                                           messages=[{"role": "user", "content": "hi"}])
+        assert r.usage.completion_tokens == 3
+        status, page = get(port, "/")
+        assert status == 200 and "llaisys chat" in page
+        assert get(port, "/static/app.js")[0] == 200
+    finally:
+        out = stop(proc)
+    assert "Loaded" in out and f"http://127.0.0.1:{port}/" in out
+
+
+def test_serve_when_no_model_given_then_default_smollm2_is_served():
+    port = free_port()
+    proc = serve(["--kv-cache-tokens", "1024", "--max-num-seqs", "2"], port, timeout=600)
+    try:
+        status, body = get(port, "/v1/models")
+        assert status == 200
+        assert json.loads(body)["data"][0]["id"] == "SmolLM2-135M-Instruct.Q4_1"
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x",
+                               max_retries=0, timeout=300)
+        r = client.chat.completions.create(model="SmolLM2-135M-Instruct.Q4_1", max_tokens=2,
+                                           temperature=0,
+                                           messages=[{"role": "user", "content": "Hi"}])
+        assert r.usage.completion_tokens == 2
+        assert get(port, "/")[0] == 200
+    finally:
+        stop(proc)
+
+
+def test_generate_when_prompt_given_then_text_streamed_and_progress_on_stderr(tiny_model):
+    res = cli("generate", "Hello there", "--model", str(tiny_model), "--max-tokens", "5",
+              "--temperature", "0", "--kv-cache-tokens", "512")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"Loading {tiny_model}" in res.stderr and "Loaded" in res.stderr
+    assert res.stdout.endswith("\n")
+    again = cli("generate", "Hello there", "--model", str(tiny_model), "--max-tokens", "5",
+                "--temperature", "0", "--kv-cache-tokens", "512")
+    assert again.stdout == res.stdout  # greedy
+
+
+def test_chat_when_lines_typed_then_replies_streamed_and_reset_clears_history(tiny_model):
+    res = cli("chat", "--model", str(tiny_model), "--max-tokens", "4", "--temperature", "0",
+              "--kv-cache-tokens", "512", stdin="hello\n/reset\nhello\n/exit\n")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "(history cleared)" in res.stdout
+    replies = [line for line in res.stdout.split("you> ") if "assistant> " in line]
+    assert len(replies) == 2
+    first, second = (r.split("assistant> ", 1)[1].split("\n", 1)[0] for r in replies)
+    assert first == second  # the same question on an empty history, greedy
+
+
+def test_bench_when_name_unknown_then_lists_available_and_fails():
+    res = cli("bench", "no-such-bench")
+    assert res.returncode == 2
+    assert "serving" in res.stderr

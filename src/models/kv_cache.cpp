@@ -201,10 +201,15 @@ void KvCache::unallocate(const std::vector<int64_t> &cells) {
 
 std::vector<std::vector<KvCache::Cell>> KvCache::seq_cells(const std::vector<int32_t> &seqs) const {
     std::vector<std::vector<Cell>> out(seqs.size());
+    std::vector<int32_t> list_of(size_t(n_seq_max_), -1);
+    for (size_t s = 0; s < seqs.size(); ++s) list_of[size_t(seqs[s])] = int32_t(s);
     for (size_t c = 0; c < n_cells_; ++c) {
         if (cell_pos_[c] < 0) continue;
-        for (size_t s = 0; s < seqs.size(); ++s)
-            if (has_seq(c, seqs[s])) out[s].push_back(Cell{cell_pos_[c], int32_t(c)});
+        for (size_t w = 0; w < seq_words_; ++w)
+            for (uint64_t bits = cell_seqs_[c * seq_words_ + w]; bits; bits &= bits - 1) {
+                const int32_t s = list_of[w * 64 + size_t(__builtin_ctzll(bits))];
+                if (s >= 0) out[size_t(s)].push_back(Cell{cell_pos_[c], int32_t(c)});
+            }
     }
     for (auto &cells : out)
         std::sort(cells.begin(), cells.end(), [](const Cell &a, const Cell &b) {

@@ -101,6 +101,18 @@ def test_slot_partial_range_when_removed_from_copy_then_source_keeps_it(model):
     assert run.kv.stats().used == 6
 
 
+def test_slot_sequence_ids_past_64_when_decoded_and_copied_then_tracked_per_id(model):
+    a, b, tail = toks(30, 5), toks(31, 4), toks(32, 2)
+    run = CacheRunner(model, "slot", n_cells=32, n_seq_max=130)
+    run.decode([SeqChunk(1, a), SeqChunk(65, b)])
+    run.kv.seq_copy(65, 129)
+    assert [run.kv.seq_pos_max(s) for s in (1, 65, 129, 64)] == [4, 3, 3, -1]
+    got = run.decode([SeqChunk(129, tail, start=4, outputs="all")]).logits
+    close(got, alone(model, b + tail)[4:])
+    run.kv.seq_remove(65)
+    assert run.kv.stats().used == 5 + 4 + 2 and run.kv.seq_pos_max(129) == 5
+
+
 def test_sequence_ops_when_given_bad_ids_or_block_layout_then_typed_errors(model):
     slot = CacheRunner(model, "slot", n_cells=8, n_seq_max=2).kv
     with pytest.raises(llaisys.InvalidArgumentError, match="sequence id 2"):

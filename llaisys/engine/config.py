@@ -95,9 +95,10 @@ class EngineConfig:
 def available_memory(device: str) -> int:
     """Bytes the KV cache may draw from. CPU: MemAvailable less the process headroom;
     other devices: no probe yet, so the cap (max_num_seqs * max_model_len) decides."""
+    meminfo = Path("/proc/meminfo")
     if device != "cpu":
         return 1 << 62
-    for line in Path("/proc/meminfo").read_text().splitlines():
+    for line in (meminfo.read_text() if meminfo.is_file() else "").splitlines():
         if line.startswith("MemAvailable:"):
             return max(0, int(line.split()[1]) * 1024 - CPU_HEADROOM_BYTES)
     raise RuntimeError("/proc/meminfo has no MemAvailable; set EngineArgs.kv_cache_tokens")

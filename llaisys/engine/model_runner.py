@@ -14,7 +14,14 @@ from itertools import chain
 import numpy as np
 
 from ..models.model import SAMPLING_DTYPE, DecodeBatch, KvCache, Model
-from .sampler import adjust_logits, needs_logits, resample, step_seed, top_logprobs
+from .sampler import (
+    adjust_logits,
+    needs_adjustment,
+    needs_logits,
+    resample,
+    step_seed,
+    top_logprobs,
+)
 from .scheduler import SchedulerOutput
 from .sequence import Sequence
 
@@ -47,23 +54,25 @@ class ModelRunner:
         ids = np.array(result.token_ids, dtype=np.int64)
         logprobs: list[dict[int, float] | None] = [None] * len(out_seqs)
         if batch.want_logits:
-            rows = [i for i, s in enumerate(out_seqs) if needs_logits(s)]
-            logits = np.array(result.logits[rows], dtype=np.float32)
-            lp_rows = [j for j, i in enumerate(rows) if out_seqs[i].params.logprobs is not None]
-            raw = logits[lp_rows].copy() if lp_rows else None
-            adj = [j for j, i in enumerate(rows) if out_seqs[i].params.has_penalties
-                   or out_seqs[i].num_output_tokens < out_seqs[i].params.min_tokens]
-            if adj:
-                adj_seqs = [out_seqs[rows[j]] for j in adj]
-                sub = logits[adj]
-                adjust_logits(sub, adj_seqs, [sorted(s.request.stop_token_ids) for s in adj_seqs])
-                ids[[rows[j] for j in adj]] = resample(sub, batch.sampling[[rows[j] for j in adj]])
-            if lp_rows:
-                picked = [rows[j] for j in lp_rows]
-                ks = [out_seqs[i].params.logprobs for i in picked]
-                for i, entry in zip(picked, top_logprobs(raw, ids[picked], ks), strict=True):
-                    logprobs[i] = entry
+            self._logit_controls(out_seqs, batch.sampling, result.logits, ids, logprobs)
         return ModelOutput(out_seqs, ids.tolist(), logprobs)
+
+    @staticmethod
+    def _logit_controls(seqs: list[Sequence], sampling: np.ndarray, logits: np.ndarray,
+                        ids: np.ndarray, logprobs: list[dict[int, float] | None]) -> None:
+        """In place: rows with penalties or an EOS mask are re-drawn from adjusted logits,
+        rows that asked for logprobs get them from the raw logits."""
+        adjust = [i for i, s in enumerate(seqs) if needs_adjustment(s)]
+        if adjust:
+            rows = logits[adjust]  # a copy: the raw logits stay for logprobs
+            picked = [seqs[i] for i in adjust]
+            adjust_logits(rows, picked, [sorted(s.request.stop_token_ids) for s in picked])
+            ids[adjust] = resample(rows, sampling[adjust])
+        want = [i for i, s in enumerate(seqs) if s.params.logprobs is not None]
+        if want:
+            ks = [seqs[i].params.logprobs for i in want]
+            for i, entry in zip(want, top_logprobs(logits[want], ids[want], ks), strict=True):
+                logprobs[i] = entry
 
     def prepare(self, sched: SchedulerOutput) -> tuple[DecodeBatch, list[Sequence]]:
         seqs, k, bs = sched.seqs, len(sched.seqs), self.block_size

@@ -32,10 +32,15 @@ def step_seed(seed: int, index: int, step: int) -> int:
     return _mix(_mix(_mix(seed) ^ index) ^ step)
 
 
-def needs_logits(seq: Sequence) -> bool:
+def needs_adjustment(seq: Sequence) -> bool:
+    """Penalties, or stop tokens to mask until min_tokens."""
     p = seq.params
-    return (p.has_penalties or p.logprobs is not None
-            or seq.num_output_tokens < p.min_tokens)
+    return p.has_penalties or (seq.num_output_tokens < p.min_tokens
+                               and bool(seq.request.stop_token_ids))
+
+
+def needs_logits(seq: Sequence) -> bool:
+    return needs_adjustment(seq) or seq.params.logprobs is not None
 
 
 def adjust_logits(logits: np.ndarray, seqs: list[Sequence], stop_ids: list[list[int]]) -> None:

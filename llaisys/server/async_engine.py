@@ -78,7 +78,10 @@ class RequestStream:
             self._queue.put_nowait(item)
 
     def put_threadsafe(self, items: list[StreamChunk | RequestFinished]) -> None:
-        self._loop.call_soon_threadsafe(self._put, items)
+        try:
+            self._loop.call_soon_threadsafe(self._put, items)
+        except RuntimeError:  # the event loop is closed: nobody is reading any more
+            pass
 
     async def get(self) -> StreamChunk | RequestFinished:
         item = await self._queue.get()

@@ -270,7 +270,7 @@ class OpenAIServing:
         cfg = self.config
         if req.n > cfg.max_n:
             raise APIError(400, f"n must be at most {cfg.max_n}, got {req.n}", param="n")
-        max_prompt = cfg.max_prompt_tokens or cfg.max_model_len - 1
+        max_prompt = min(cfg.max_prompt_tokens or cfg.max_model_len, cfg.max_model_len - 1)
         if prompt_len > max_prompt:
             raise APIError(400, f"The prompt has {prompt_len} tokens; this server accepts at "
                            f"most {max_prompt} (context length {cfg.max_model_len}).",
@@ -370,11 +370,14 @@ class OpenAIServing:
         return self.tokenizer.decode([token_id], skip_special_tokens=False)
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def _usage(prompt_tokens: int, completion_tokens: int,
+           finished: list[RequestFinished]) -> dict[str, Any]:
+    cached = sum(f.output.metrics.num_cached_tokens for f in finished if f.output is not None)
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached},
     }
 
 
@@ -584,11 +587,13 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
         choices = serving.new_choices(prompts, req.n, config.reasoning)
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         merged = serving.start(response_id, prompts, params)
+        done: list[RequestFinished] = []
 
         def apply(item: Any, choice_deltas: Callable[[_Choice, str, str, list[Any]], None]
                   ) -> RequestFinished | None:
             _, out = item
             if isinstance(out, RequestFinished):
+                done.append(out)
                 for c in choices:
                     if c.finish_reason is None:
                         c.finish_reason = out.finish_reasons.get(c.index, "abort")
@@ -647,7 +652,8 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
                 if finished is not None:
                     break
             if include_usage:
-                yield chunk([], _usage(len(token_ids), sum(c.num_tokens for c in choices)))
+                yield chunk([], _usage(len(token_ids), sum(c.num_tokens for c in choices),
+                                       done))
             yield "data: [DONE]\n\n"
 
         def collect_deltas(c: _Choice, reasoning: str, content: str, entries: list[Any]) -> None:
@@ -679,7 +685,7 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
                 })
             return {"id": response_id, "object": "chat.completion", "created": created,
                     "model": model, "system_fingerprint": None, "choices": out_choices,
-                    "usage": _usage(len(token_ids), sum(c.num_tokens for c in choices))}
+                    "usage": _usage(len(token_ids), sum(c.num_tokens for c in choices), done)}
 
         return await run(request, response_id, merged, req.stream, body, stream_body, consume)
 
@@ -712,6 +718,7 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
         prompt_tokens = sum(len(ids) for ids in prompt_ids)
         merged = serving.start(response_id, prompts, params)
         text_offsets = [0] * len(choices)
+        done: list[RequestFinished] = []
 
         def chunk(choice_list: list[dict[str, Any]], usage: Any = None) -> str:
             obj: dict[str, Any] = {"id": response_id, "object": "text_completion",
@@ -724,6 +731,7 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
         def apply(item: tuple[int, Any]) -> tuple[_Choice | None, str, list[Any]]:
             p, out = item
             if isinstance(out, RequestFinished):
+                done.append(out)
                 for c in choices[p * n:(p + 1) * n]:
                     if c.finish_reason is None:
                         c.finish_reason = out.finish_reasons.get(c.index - p * n, "abort")
@@ -764,7 +772,7 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
                 if not remaining:
                     break
             if include_usage:
-                yield chunk([], _usage(prompt_tokens, sum(c.num_tokens for c in choices)))
+                yield chunk([], _usage(prompt_tokens, sum(c.num_tokens for c in choices), done))
             yield "data: [DONE]\n\n"
 
         async def consume(items: AsyncIterator[tuple[int, Any]]) -> None:
@@ -788,7 +796,7 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
                 "choices": [{"index": c.index, "text": "".join(c.text),
                              "logprobs": logprobs_of(c, c.logprobs),
                              "finish_reason": c.finish_reason} for c in choices],
-                "usage": _usage(prompt_tokens, sum(c.num_tokens for c in choices)),
+                "usage": _usage(prompt_tokens, sum(c.num_tokens for c in choices), done),
             }
 
         return await run(request, response_id, merged, req.stream, body, stream_body, consume)

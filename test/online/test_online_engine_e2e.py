@@ -200,3 +200,13 @@ def test_prompt_when_longer_than_context_then_400_and_server_keeps_serving(serve
     assert server.request("GET", "/health") == (200, {"status": "ok"})
     r = server.client().completions.create(model=MODEL, prompt="hi", max_tokens=2)
     assert r.usage.completion_tokens == 2
+
+
+def test_prompt_when_repeated_then_prefix_cache_hits_show_in_usage_and_metrics(server):
+    client = server.client()
+    prompt = "A long shared system prompt that spans several KV blocks. " * 4
+    first = client.completions.create(model=MODEL, prompt=prompt, max_tokens=2)
+    second = client.completions.create(model=MODEL, prompt=prompt, max_tokens=2)
+    assert first.usage.prompt_tokens == second.usage.prompt_tokens > 32
+    assert second.usage.prompt_tokens_details.cached_tokens >= 32
+    assert server.metrics()["llaisys_prefix_cache_hit_rate"] > 0

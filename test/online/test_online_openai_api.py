@@ -21,7 +21,7 @@ USER = [{"role": "user", "content": "hello there"}]
 @pytest.fixture(scope="module")
 def server():
     with RunningServer(FakeEngine(max_model_len=256), max_n=4, max_tokens=200,
-                       max_body_bytes=64 * 1024) as srv:
+                       max_prompt_tokens=220, max_body_bytes=64 * 1024) as srv:
         yield srv
 
 
@@ -187,6 +187,8 @@ BAD_CHAT = [
      "presence_penalty"),
     ("stop mistyped", {"messages": USER, "stop": 5}, 400, None),
     ("prompt too long", {"messages": [{"role": "user", "content": "x" * 300}]}, 400,
+     "messages"),
+    ("prompt over server limit", {"messages": [{"role": "user", "content": "x" * 210}]}, 400,
      "messages"),
     ("unknown model", {"model": "gpt-9", "messages": USER}, 404, "model"),
 ]

@@ -23,7 +23,8 @@ void rms_norm(std::byte *out, ptrdiff_t out_stride, const std::byte *in, ptrdiff
                 sum_sq += v * v;
             }
             const float inv_rms = 1.0f / std::sqrt(sum_sq / float(d) + eps);
-            for (size_t i = 0; i < d; ++i) y[i] = from_f32<T>(to_f32(x[i]) * inv_rms * to_f32(pw[i]));
+            for (size_t i = 0; i < d; ++i)
+                y[i] = from_f32<T>(to_f32(x[i]) * inv_rms * to_f32(pw[i]));
         }
     });
 }

@@ -19,7 +19,7 @@ void rope(std::byte *out, TokenHeadStrides out_strides, const std::byte *in,
         auto *pi = reinterpret_cast<const T *>(in);
 #pragma omp parallel if (n > 1 && n * heads * d > 16384)
         {
-            // Angles in double: positions reach 1e5+, where an f32 product loses ~1e-2 rad.
+            // Angles in double: at positions near 1e5 an f32 product is off by milliradians.
             std::vector<float> cos_t(half), sin_t(half);
 #pragma omp for schedule(static)
             for (size_t t = 0; t < n; ++t) {
@@ -30,7 +30,8 @@ void rope(std::byte *out, TokenHeadStrides out_strides, const std::byte *in,
                     sin_t[i] = float(std::sin(angle));
                 }
                 for (size_t h = 0; h < heads; ++h) {
-                    const T *x = pi + ptrdiff_t(t) * in_strides.token + ptrdiff_t(h) * in_strides.head;
+                    const T *x =
+                        pi + ptrdiff_t(t) * in_strides.token + ptrdiff_t(h) * in_strides.head;
                     T *y = po + ptrdiff_t(t) * out_strides.token + ptrdiff_t(h) * out_strides.head;
                     for (size_t i = 0; i < half; ++i) {
                         // Both halves are read before either is written, so out may alias in.

@@ -65,7 +65,8 @@ struct Avx2Ops {
     static void scale(float *y, float alpha, size_t n) {
         const __m256 va = _mm256_set1_ps(alpha);
         size_t i = 0;
-        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
         for (; i < n; ++i) y[i] *= alpha;
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -27,9 +28,10 @@ class LLM:
     dicts (index, text, token_ids, finish_reason, stop_reason[, logprobs]) for every sample.
     """
 
-    def __init__(self, model: str | Model | None = None, **engine_args: Any):
-        if isinstance(model, str | None):
-            engine = LLMEngine(EngineArgs(model=model, **engine_args))
+    def __init__(self, model: str | os.PathLike | Model | None = None, **engine_args: Any):
+        if model is None or isinstance(model, str | os.PathLike):
+            engine = LLMEngine(EngineArgs(model=None if model is None else os.fspath(model),
+                                          **engine_args))
         else:
             engine = LLMEngine(EngineArgs(**engine_args), model=model)
         self.client = EngineClient(engine)
@@ -69,22 +71,13 @@ class LLM:
              use_tqdm: bool) -> list[dict[str, Any]]:
         client = self.client
         ids: list[str] = []
-        try:
-            for prompt, p in zip(inputs, params, strict=True):
-                ids.append(client.submit(prompt, p))
-        except BaseException:
-            for rid in ids:
-                client.abort(rid)
-            while client.has_unfinished_requests():
-                client.step()
-            for rid in ids:
-                client.collect(rid)
-            raise
         results: dict[str, GenerationOutput] = {}
-        bar = tqdm(total=len(ids), desc="Processed prompts", dynamic_ncols=True,
+        bar = tqdm(total=len(inputs), desc="Processed prompts", dynamic_ncols=True,
                    disable=not use_tqdm)
         prefill_rate = decode_rate = 0.0
         try:
+            for prompt, p in zip(inputs, params, strict=True):
+                ids.append(client.submit(prompt, p))
             while len(results) < len(ids):
                 before = client.stats()
                 t0 = time.perf_counter()
@@ -103,6 +96,14 @@ class LLM:
                             bar.update(1)
                 bar.set_postfix_str(f"prefill {prefill_rate:.0f} tok/s, decode "
                                     f"{decode_rate:.0f} tok/s", refresh=False)
+        except BaseException:  # a bad prompt, Ctrl-C: leave the engine clean for the next call
+            for rid in ids:
+                client.abort(rid)
+            while client.has_unfinished_requests():
+                client.step()
+            for rid in ids:
+                client.collect(rid)
+            raise
         finally:
             bar.close()
         return [_as_dict(results[rid], p) for rid, p in zip(ids, params, strict=True)]

@@ -88,3 +88,12 @@ def test_progress_bar_when_enabled_then_shows_prefill_and_decode_rates(capsys):
     make_llm().generate(["a", "b"], GREEDY, use_tqdm=True)
     err = capsys.readouterr().err
     assert "Processed prompts" in err and "prefill" in err and "decode" in err
+
+
+def test_bad_prompt_among_good_ones_when_generated_then_error_and_engine_left_clean():
+    llm = make_llm()
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        llm.generate([[1, 2], [1, 10_000]], GREEDY, use_tqdm=False)
+    assert not llm.client.has_unfinished_requests()
+    assert llm.client.stats().kv_blocks_used == 0
+    assert len(llm.generate([[1, 2]], GREEDY, use_tqdm=False)[0]["token_ids"]) == 6

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -181,13 +181,14 @@ class AsyncLLMEngine:
         prompt_token_ids: list[int],
         params: SamplingParams,
         request_id: str | None = None,
-    ) -> AsyncIterator[StreamChunk | RequestFinished]:
+    ) -> AsyncGenerator[StreamChunk | RequestFinished, None]:
         """Admit the request now; the iterator yields its chunks, then its
         ``RequestFinished``. Leaving early (the consumer stops or is cancelled, e.g. on
         client disconnect) aborts the request."""
         return self._iterate(self.add_request(prompt_token_ids, params, request_id))
 
-    async def _iterate(self, stream: RequestStream) -> AsyncIterator[StreamChunk | RequestFinished]:
+    async def _iterate(self, stream: RequestStream
+                       ) -> AsyncGenerator[StreamChunk | RequestFinished, None]:
         try:
             while True:
                 item = await stream.get()

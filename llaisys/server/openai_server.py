@@ -214,7 +214,7 @@ class _Merged:
     async def aclose(self) -> None:
         """Close every request: aborts those unfinished, even if never iterated."""
         for gen in self._gens:
-            await gen.aclose()  # type: ignore[attr-defined]
+            await gen.aclose()
         for rid in self._request_ids:
             self._engine.abort(rid)
 
@@ -249,11 +249,9 @@ class _Merged:
 class OpenAIServing:
     """Request handling shared by chat and text completions."""
 
-    def __init__(self, engine: AsyncLLMEngine, config: ServerConfig,
-                 metrics: ServerMetrics) -> None:
+    def __init__(self, engine: AsyncLLMEngine, config: ServerConfig) -> None:
         self.engine = engine
         self.config = config
-        self.metrics = metrics
         self.tokenizer = engine.tokenizer
         self.vocab_size = engine.tokenizer.vocab_size
         self.groups: dict[str, list[str]] = {}  # response id -> engine request ids
@@ -428,7 +426,7 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
             engine.shutdown()
 
     app = FastAPI(title="llaisys", version="0.1.0", lifespan=lifespan)
-    serving = OpenAIServing(engine, config, metrics)
+    serving = OpenAIServing(engine, config)
     app.state.serving = serving
 
     # ---------------------------------------------------------------- error handlers

@@ -48,12 +48,34 @@ ARCHS = {
 }
 
 
-def write_tiny_tokenizer(path: Path, vocab_size: int = 320) -> int:
-    """Trains a byte-level BPE on a small corpus; returns its vocabulary size."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def write_tiny_tokenizer(path: Path, vocab_size: int = 320, style: str = "gpt2") -> int:
+    """Trains a byte-level BPE on a small corpus; returns its vocabulary size.
+    style: "gpt2" (GPT-2/SmolLM split) or "qwen2" (Qwen2's split regex + NFC, as its
+    tokenizer.json, which transformers 5 rebuilds for qwen2 models whatever the file says)."""
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if style == "qwen2":
+        tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    else:
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
@@ -111,7 +133,7 @@ def write_tiny_hf(path: Path, arch: str, *, shards: int = 1, seed: int = 0,
                   dtype: str = "float32") -> Path:
     """A checkpoint directory from numpy (no torch). dtype: float32 | float16 | bfloat16
     (bfloat16 weights are written with the safetensors header dtype BF16)."""
-    vocab = write_tiny_tokenizer(path)
+    vocab = write_tiny_tokenizer(path, style=arch if arch == "qwen2" else "gpt2")
     cfg = tiny_config(arch, vocab)
     (path / "config.json").write_text(json.dumps(cfg))
     weights = random_weights(cfg, seed, dtype)
@@ -155,7 +177,7 @@ def build_tiny_model(path: Path, arch: str, *, seed: int = 0) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    vocab = write_tiny_tokenizer(path)
+    vocab = write_tiny_tokenizer(path, style=arch if arch == "qwen2" else "gpt2")
     cfg = tiny_config(arch, vocab)
     config = AutoConfig.for_model(**{k: v for k, v in cfg.items() if k != "architectures"})
     torch.manual_seed(seed)
@@ -202,7 +224,7 @@ def write_tiny_gguf(path: Path, arch: str, *, seed: int = 0, quant: str | None =
     from gguf.quants import quantize
 
     tok_dir = tokenizer_dir or path.parent / (path.stem + "-tokenizer")
-    vocab = write_tiny_tokenizer(tok_dir)
+    vocab = write_tiny_tokenizer(tok_dir, style=arch if arch == "qwen2" else "gpt2")
     cfg = tiny_config(arch, vocab)
     weights = random_weights(cfg, seed)
     w = gguf.GGUFWriter(str(path), arch)

@@ -465,18 +465,22 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
             return JSONResponse({"status": "engine dead"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    model_card = {
+        "id": config.served_model_name,
+        "object": "model",
+        "created": config.created,
+        "owned_by": "llaisys",
+        "max_model_len": config.max_model_len,
+    }
+
     @app.get("/v1/models")
     async def models() -> JSONResponse:
-        return JSONResponse({
-            "object": "list",
-            "data": [{
-                "id": config.served_model_name,
-                "object": "model",
-                "created": config.created,
-                "owned_by": "llaisys",
-                "max_model_len": config.max_model_len,
-            }],
-        })
+        return JSONResponse({"object": "list", "data": [model_card]})
+
+    @app.get("/v1/models/{model:path}")
+    async def model(model: str) -> JSONResponse:
+        serving.check_model(model)
+        return JSONResponse(model_card)
 
     @app.get("/metrics")
     async def prometheus() -> Response:

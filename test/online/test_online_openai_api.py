@@ -154,6 +154,9 @@ def test_completions_when_logprobs_asked_then_legacy_logprobs_shape(server):
 def test_models_and_health_when_asked_then_served_model_listed(server):
     models = server.client().models.list()
     assert [m.id for m in models.data] == [MODEL]
+    assert server.client().models.retrieve(MODEL).id == MODEL
+    with pytest.raises(openai.NotFoundError):
+        server.client().models.retrieve("other")
     assert server.request("GET", "/health") == (200, {"status": "ok"})
 
 

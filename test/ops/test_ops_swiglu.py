@@ -30,6 +30,15 @@ def test_extreme_gates_when_swiglu_then_finite_limits():
     np.testing.assert_array_equal(out.numpy(), [0.0, 2000.0, 0.0])
 
 
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
+def test_nan_gate_when_swiglu_then_nan_out(dtype: DataType):
+    gate = np.array([np.nan, 1.0] * 5, dtype=np.float32)  # 10: a full SIMD block and a tail
+    out = Tensor.empty((10,), dtype)
+    ops.swiglu(out, to_tensor(gate, dtype), to_tensor(np.ones(10, np.float32), dtype))
+    result = to_numpy(out)
+    assert np.isnan(result[::2]).all() and not np.isnan(result[1::2]).any()
+
+
 def test_different_shapes_when_swiglu_then_shape_error():
     with pytest.raises(llaisys.ShapeError):
         ops.swiglu(Tensor.empty((2, 3)), Tensor.empty((2, 3)), Tensor.empty((3, 2)))

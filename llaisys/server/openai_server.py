@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -29,7 +30,7 @@ from ..engine.sampling_params import SamplingParams
 from .async_engine import AsyncLLMEngine, EngineDeadError, RequestFinished
 from .metrics import ServerMetrics
 from .reasoning import ReasoningParser, prompt_opens_reasoning
-from .schemas import ChatCompletionRequest, CompletionRequest, SamplingFields
+from .schemas import ChatCompletionRequest, CompletionRequest, ErrorResponse, SamplingFields
 
 logger = logging.getLogger("llaisys.server")
 
@@ -426,6 +427,24 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
             engine.shutdown()
 
     app = FastAPI(title="llaisys", version="0.1.0", lifespan=lifespan)
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse, "description": what}
+        for code, what in [(400, "Invalid request"), (401, "Missing or wrong API key"),
+                           (404, "Unknown model or request"), (413, "Body too large"),
+                           (500, "Failure inside the engine"), (503, "Overloaded")]
+    }
+
+    def openapi() -> dict[str, Any]:
+        """The schema as served: bad input is a 400 with OpenAI's body, never a 422."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            for operations in schema["paths"].values():
+                for op in operations.values():
+                    op.get("responses", {}).pop("422", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     serving = OpenAIServing(engine, config)
     app.state.serving = serving
 
@@ -477,7 +496,7 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
     async def models() -> JSONResponse:
         return JSONResponse({"object": "list", "data": [model_card]})
 
-    @app.get("/v1/models/{model:path}")
+    @app.get("/v1/models/{model:path}", responses=errors)
     async def model(model: str) -> JSONResponse:
         serving.check_model(model)
         return JSONResponse(model_card)
@@ -489,7 +508,7 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
             metrics.update_engine_stats(stats)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.post("/v1/requests/{request_id}/cancel")
+    @app.post("/v1/requests/{request_id}/cancel", responses=errors)
     async def cancel(request_id: str) -> JSONResponse:
         if not serving.cancel(request_id):
             raise APIError(404, f"No request `{request_id}` is in flight.",
@@ -562,7 +581,7 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
                            type_="server_error", code="server_overloaded")
         raise APIError(500, finished.error, type_="server_error", code="internal_error")
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses=errors)
     async def chat_completions(req: ChatCompletionRequest, request: Request) -> Response:
         serving.check_model(req.model)
         messages = [
@@ -691,7 +710,7 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
 
         return await run(request, response_id, merged, req.stream, body, stream_body, consume)
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", responses=errors)
     async def completions(req: CompletionRequest, request: Request) -> Response:
         serving.check_model(req.model)
         raw = req.prompt

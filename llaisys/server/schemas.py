@@ -80,3 +80,16 @@ class ChatCompletionRequest(SamplingFields):
 class CompletionRequest(SamplingFields):
     prompt: str | list[str] | list[int] | list[list[int]]
     logprobs: int | None = Field(default=None, ge=0, le=20)
+
+
+class ErrorDetail(OpenAIBaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(OpenAIBaseModel):
+    """Every 4xx/5xx body: OpenAI's error shape."""
+
+    error: ErrorDetail

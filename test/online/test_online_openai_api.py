@@ -348,3 +348,13 @@ def test_concurrent_streams_when_many_clients_then_each_receives_its_own_text():
                 model=MODEL, messages=[{"role": "user", "content": f"q{i:02d}"}], temperature=0,
                 max_tokens=40)
             assert alone.choices[0].message.content == results[i]
+
+
+def test_openapi_schema_when_fetched_then_documents_400_error_bodies_not_422(server):
+    status, schema = server.request("GET", "/openapi.json")
+    assert status == 200
+    for path in ("/v1/chat/completions", "/v1/completions"):
+        responses = schema["paths"][path]["post"]["responses"]
+        assert "422" not in responses
+        assert responses["400"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorResponse"}

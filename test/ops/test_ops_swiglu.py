@@ -7,7 +7,15 @@ import pytest
 
 import llaisys
 from llaisys import DataType, Tensor, ops
-from test.utils.op_helpers import FLOAT_DTYPES, assert_close, random_values, to_numpy, to_tensor
+from test.utils.op_helpers import (
+    FLOAT_DTYPES,
+    assert_close,
+    assert_module_passes_on_generic_path,
+    inside_generic_rerun,
+    random_values,
+    to_numpy,
+    to_tensor,
+)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
@@ -64,3 +72,8 @@ def test_non_contiguous_gate_when_swiglu_then_shape_error():
 def test_null_tensor_when_swiglu_then_invalid_argument():
     with pytest.raises(llaisys.InvalidArgumentError):
         ops.swiglu(Tensor.empty((4,)), Tensor.empty((4,)), None)
+
+
+@pytest.mark.skipif(inside_generic_rerun(), reason="already on the generic path")
+def test_generic_kernel_path_when_swiglu_then_module_passes():
+    assert_module_passes_on_generic_path(__file__)

@@ -6,7 +6,11 @@ what references see, so a comparison measures the operator's error and not the i
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -89,3 +93,22 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, dtype: DataType, scal
         atol=atol * scale,
         rtol=rtol * scale,
     )
+
+
+# Set in the subprocess of run_module_on_generic_path, so it does not recurse.
+_GENERIC_RERUN = "LLAISYS_OP_TEST_GENERIC_RERUN"
+
+
+def inside_generic_rerun() -> bool:
+    return bool(os.environ.get(_GENERIC_RERUN))
+
+
+def assert_module_passes_on_generic_path(module_file: str) -> None:
+    """Runs a test module again with LLAISYS_CPU_PATH=generic: the kernel path is chosen
+    once per process, so the portable kernels are only reachable from a fresh one."""
+    env = {**os.environ, "LLAISYS_CPU_PATH": "generic", _GENERIC_RERUN: "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", module_file],
+        env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]

@@ -61,6 +61,20 @@ def test_device() -> str:
     return os.environ.get("LLAISYS_TEST_DEVICE", "cpu")
 
 
+@pytest.fixture(scope="session")
+def smollm2_gguf(run_hf: str, run_parity: str) -> Path:
+    """The default model's GGUF, fetched on first use; skips when it cannot be fetched unless
+    a policy says 'always'."""
+    from llaisys.models import DefaultModelError, default_model
+
+    try:
+        return default_model()
+    except DefaultModelError as e:
+        if "always" in (run_hf, run_parity):
+            raise
+        pytest.skip(f"default model unavailable: {e}")
+
+
 @pytest.fixture
 def hf_required(run_hf: str) -> None:
     """Use in tests that compare with transformers outside test/parity."""

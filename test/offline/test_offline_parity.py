@@ -7,7 +7,6 @@ import pytest
 
 from llaisys.engine import SamplingParams
 from llaisys.entrypoints import LLM
-from llaisys.models.default_model import DEFAULT_MODEL_FILE, cache_dir
 from test.utils.tiny_models import build_tiny_model
 
 pytestmark = pytest.mark.usefixtures("hf_required")
@@ -73,12 +72,10 @@ def test_real_model_seeded_sampling_when_alone_or_batched_then_identical(tiny):
     assert batched[1]["token_ids"] == alone
 
 
-def test_smollm2_when_generated_greedy_then_equals_transformers_generate():
+def test_smollm2_when_generated_greedy_then_equals_transformers_generate(smollm2_gguf: Path):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    gguf = cache_dir() / DEFAULT_MODEL_FILE
-    if not gguf.is_file():
-        pytest.skip("the default model (SmolLM2 GGUF) is not cached")
+    gguf = smollm2_gguf
     torch.set_num_threads(1)
     llm = LLM(str(gguf), kv_cache_tokens=1024, max_num_seqs=4)
     prompts = ["The capital of France is", "def fibonacci(n):"]

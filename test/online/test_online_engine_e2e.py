@@ -16,7 +16,9 @@ from test.online.server_support import RunningServer, open_stream, read_events
 from test.utils.tiny_models import write_tiny_hf
 
 MODEL = "tiny"
-USER = [{"role": "user", "content": "hi there"}]  # the tiny model's greedy reply is ASCII
+USER = [{"role": "user", "content": "hi there"}]
+CANDIDATES = ["hi there", "Count to ten.", "Tell me a story.", "What is 2+2?", "Good day!",
+              "Name a color.", "Say something."]
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +29,20 @@ def server(tmp_path_factory):
         yield srv
 
 
+@pytest.fixture(scope="module")
+def ascii_user(server) -> list[dict[str, str]]:
+    """A user message whose greedy reply (16 tokens) from the random tiny model is plain
+    ASCII with at least two distinct characters, so text checks are meaningful."""
+    client = server.client()
+    for content in CANDIDATES:
+        messages = [{"role": "user", "content": content}]
+        reply = client.chat.completions.create(model=MODEL, messages=messages, temperature=0,
+                                               max_tokens=16).choices[0].message.content
+        if reply.isascii() and len(set(reply)) > 1:
+            return messages
+    raise AssertionError("no candidate prompt gets an ASCII reply from the tiny model")
+
+
 def stream_chat(client, **kw) -> tuple[str, str | None, list]:
     chunks = list(client.chat.completions.create(model=MODEL, stream=True, **kw))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -35,11 +51,12 @@ def stream_chat(client, **kw) -> tuple[str, str | None, list]:
     return text, (reasons[-1] if reasons else None), chunks
 
 
-def test_chat_when_streamed_or_not_then_same_greedy_text(server):
+def test_chat_when_streamed_or_not_then_same_greedy_text(server, ascii_user):
     client = server.client()
-    whole = client.chat.completions.create(model=MODEL, messages=USER, temperature=0,
+    whole = client.chat.completions.create(model=MODEL, messages=ascii_user, temperature=0,
                                            max_tokens=12)
-    text, reason, chunks = stream_chat(client, messages=USER, temperature=0, max_tokens=12)
+    text, reason, chunks = stream_chat(client, messages=ascii_user, temperature=0,
+                                       max_tokens=12)
     assert text == whole.choices[0].message.content != ""
     assert reason == whole.choices[0].finish_reason == "length"
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -75,17 +92,16 @@ def test_chat_when_seeded_then_same_text_and_other_seed_differs(server):
     assert runs[0] != runs[2]
 
 
-def test_chat_when_stop_string_hit_then_text_ends_before_it(server):
+def test_chat_when_stop_string_hit_then_text_ends_before_it(server, ascii_user):
     client = server.client()
-    full = client.chat.completions.create(model=MODEL, messages=USER, temperature=0,
+    full = client.chat.completions.create(model=MODEL, messages=ascii_user, temperature=0,
                                           max_tokens=16).choices[0].message.content
-    assert full.isascii() and len(set(full)) > 1, full
     stop = next(ch for i, ch in enumerate(full) if ch not in full[:i] and i > 0)
-    r = client.chat.completions.create(model=MODEL, messages=USER, temperature=0,
+    r = client.chat.completions.create(model=MODEL, messages=ascii_user, temperature=0,
                                        max_tokens=16, stop=[stop])
     assert r.choices[0].message.content == full[:full.index(stop)]
     assert r.choices[0].finish_reason == "stop"
-    text, reason, _ = stream_chat(client, messages=USER, temperature=0, max_tokens=16,
+    text, reason, _ = stream_chat(client, messages=ascii_user, temperature=0, max_tokens=16,
                                   stop=[stop])
     assert (text, reason) == (full[:full.index(stop)], "stop")
 

@@ -32,7 +32,6 @@ def test_model_path_when_generating_greedily_then_tokens_equal_transformers(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.set_num_threads(1)
     model = Model.load(hf_dir, dtype="float32")
     tok, hf_tok = model.tokenizer, AutoTokenizer.from_pretrained(hf_dir)
     messages = [{"role": "user", "content": prompt}]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llaisys.models import DefaultModelError, Model, default_model
+from llaisys.models import Model
 from test.parity.helpers import greedy_with_logits
 
 STEPS = 24
@@ -27,13 +27,8 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def gguf_path(run_parity: str) -> Path:
-    try:
-        return default_model()
-    except DefaultModelError as e:
-        if run_parity == "always":
-            raise
-        pytest.skip(f"default model unavailable: {e}")
+def gguf_path(smollm2_gguf: Path) -> Path:
+    return smollm2_gguf
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +36,6 @@ def hf_model(gguf_path: Path):  # noqa: ANN201 - a transformers model
     import torch
     from transformers import AutoModelForCausalLM
 
-    torch.set_num_threads(1)
     return AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
                                                 dtype=torch.float32).eval()
 

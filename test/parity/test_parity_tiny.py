@@ -18,9 +18,6 @@ ATOL = 1e-4
 
 @pytest.fixture(scope="module", params=["qwen2", "llama"])
 def tiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    torch.set_num_threads(1)
     return build_tiny_model(tmp_path_factory.mktemp(request.param), request.param, seed=3)
 
 

@@ -166,11 +166,10 @@ template <class V, class F> struct FloatDot {
 // NR weight rows x MR input rows: each weight chunk is loaded (and dequantized) once into
 // registers and multiplied into all MR rows, so W streams through the core once per tile.
 //
-// With prefetch set (the first pass over a weight block), it also prefetches the block after
-// next (2 NR rows on; one block ahead is too close to hide the latency), in step with the
-// chunks: the hardware prefetcher alone does not
-// ramp up on NR interleaved streams of a few KiB each, and a decode step is bound by how fast
-// weights arrive from memory. Quantized blocks (few bytes, much work each) go straight to L1
+// With prefetch set (the first tile of a pass over a weight block), it also prefetches the
+// block after next (2 NR rows on; one block ahead is too close to hide the latency), in step
+// with the chunks: the hardware prefetcher alone does not ramp up on NR interleaved streams of
+// a few KiB each, and a decode step is bound by how fast weights arrive from memory. Quantized blocks (few bytes, much work each) go straight to L1
 // where dequantization wants them; float rows stream fast enough to thrash L1, so they go to
 // L2. Measured on Zen 4 (scripts/bench_ops.py). A prefetch past the end of W cannot fault.
 template <class V, class D, class F, int NR, int MR>
@@ -218,29 +217,42 @@ void tile(const KernelArgs &a, size_t j0, size_t i0, bool prefetch) {
 
 // The tile for the last mr < V::mr input rows.
 template <class V, class D, class F, int NR, int MR = V::mr>
-void tile_rows(const KernelArgs &a, size_t j0, size_t i0, size_t mr) {
+void tile_rows(const KernelArgs &a, size_t j0, size_t i0, size_t mr, bool prefetch) {
     if constexpr (MR > 1) {
-        if (mr < size_t(MR)) return tile_rows<V, D, F, NR, MR - 1>(a, j0, i0, mr);
+        if (mr < size_t(MR)) return tile_rows<V, D, F, NR, MR - 1>(a, j0, i0, mr, prefetch);
     }
-    tile<V, D, F, NR, MR>(a, j0, i0, i0 == 0);
+    tile<V, D, F, NR, MR>(a, j0, i0, prefetch);
 }
 
 // Below this many multiply-adds a parallel region costs more than it saves.
 constexpr size_t kParallelMinWork = size_t(1) << 16;
+// Activation bytes per pass: a pass's rows stay in L2 while every weight block streams by
+// (one pass over a long prefill would re-read all of x from L3 for each block), yet at least
+// kPassMinRows rows, so a decode batch runs in one pass and reads W once.
+constexpr size_t kPassBytes = size_t(256) << 10;
+constexpr size_t kPassMinRows = 64;
 
 template <class V, class D, class F> void gemm_format(const KernelArgs &a) {
     constexpr size_t NR = 4;
     const ptrdiff_t blocks = ptrdiff_t((a.n + NR - 1) / NR);
     const bool parallel = a.threads > 1 && a.m * a.n * a.k >= kParallelMinWork;
-#pragma omp parallel for schedule(static) num_threads(a.threads) if (parallel)
-    for (ptrdiff_t b = 0; b < blocks; ++b) {
-        const size_t j0 = size_t(b) * NR;
-        for (size_t i0 = 0; i0 < a.m; i0 += V::mr) {
-            const size_t left = a.m - i0, mr = left < size_t(V::mr) ? left : size_t(V::mr);
-            if (j0 + NR <= a.n) {
-                tile_rows<V, D, F, NR>(a, j0, i0, mr);
-            } else {
-                for (size_t j = j0; j < a.n; ++j) tile_rows<V, D, F, 1>(a, j, i0, mr);
+    size_t pass = kPassBytes / (a.k * sizeof(typename D::xelem));
+    pass = pass < kPassMinRows ? kPassMinRows : pass / V::mr * V::mr;
+#pragma omp parallel num_threads(a.threads) if (parallel)
+    for (size_t p0 = 0; p0 < a.m; p0 += pass) {
+        const size_t p1 = a.m - p0 < pass ? a.m : p0 + pass;
+        // The same static split in every pass and disjoint outputs: no barrier needed.
+#pragma omp for schedule(static) nowait
+        for (ptrdiff_t b = 0; b < blocks; ++b) {
+            const size_t j0 = size_t(b) * NR;
+            for (size_t i0 = p0; i0 < p1; i0 += V::mr) {
+                const size_t left = p1 - i0, mr = left < size_t(V::mr) ? left : size_t(V::mr);
+                if (j0 + NR <= a.n) {
+                    tile_rows<V, D, F, NR>(a, j0, i0, mr, i0 == p0);
+                } else {
+                    for (size_t j = j0; j < a.n; ++j)
+                        tile_rows<V, D, F, 1>(a, j, i0, mr, i0 == p0);
+                }
             }
         }
     }

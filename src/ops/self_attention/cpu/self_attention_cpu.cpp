@@ -12,29 +12,46 @@ namespace llaisys::ops::cpu {
 namespace {
 
 struct GenericOps {
-    static const float *row(const float *src, float *, size_t) { return src; }
-
-    template <typename T> static const float *row(const T *src, float *buf, size_t n) {
-        for (size_t i = 0; i < n; ++i) buf[i] = to_f32(src[i]);
-        return buf;
+    static Rows rows(const float *src, ptrdiff_t stride, size_t, size_t, float *) {
+        return {src, stride};
     }
 
-    static float dot(const float *a, const float *b, size_t n) {
-        float s = 0.0f;
+    template <typename T>
+    static Rows rows(const T *src, ptrdiff_t stride, size_t nb, size_t n, float *buf) {
+        for (size_t j = 0; j < nb; ++j)
+            for (size_t i = 0; i < n; ++i) buf[j * n + i] = to_f32(src[ptrdiff_t(j) * stride + i]);
+        return {buf, ptrdiff_t(n)};
+    }
+
+    static void scores(const float *q, Rows keys, size_t nb, size_t d, float *out) {
+        for (size_t j = 0; j < nb; ++j) {
+            const float *key = keys.data + ptrdiff_t(j) * keys.stride;
+            float s = 0.0f;
 #pragma omp simd reduction(+ : s)
-        for (size_t i = 0; i < n; ++i) s += a[i] * b[i];
-        return s;
+            for (size_t i = 0; i < d; ++i) s += q[i] * key[i];
+            out[j] = s;
+        }
     }
 
-    static void axpy(float *y, float alpha, const float *x, size_t n) {
-        for (size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+    static float exp_sum(float *x, size_t nb, float max) {
+        float sum = 0.0f;
+        for (size_t j = 0; j < nb; ++j) {
+            x[j] = std::exp(x[j] - max);
+            sum += x[j];
+        }
+        return sum;
     }
 
     static void scale(float *y, float alpha, size_t n) {
         for (size_t i = 0; i < n; ++i) y[i] *= alpha;
     }
 
-    static float exp(float x) { return std::exp(x); }
+    static void accumulate(float *acc, const float *p, Rows values, size_t nb, size_t dv) {
+        for (size_t j = 0; j < nb; ++j) {
+            const float *value = values.data + ptrdiff_t(j) * values.stride;
+            for (size_t i = 0; i < dv; ++i) acc[i] += p[j] * value[i];
+        }
+    }
 };
 
 template <typename T>
@@ -50,7 +67,7 @@ template <typename T> AttendRowFn<T> attend_row_fn() {
 template <typename T> using WidenRowFn = void (*)(const T *, float *, size_t);
 
 template <typename T> void widen_row_generic(const T *src, float *dst, size_t n) {
-    GenericOps::row(src, dst, n);
+    GenericOps::rows(src, 0, 1, n, dst);
 }
 
 template <typename T> WidenRowFn<T> widen_row_fn() {

@@ -2,7 +2,13 @@
 
 import ctypes
 
-from .types import LlaisysBatch, LlaisysKvCacheParams, LlaisysKvCacheStats, LlaisysModelMeta, c_size_p
+from .types import (
+    LlaisysBatch,
+    LlaisysKvCacheParams,
+    LlaisysKvCacheStats,
+    LlaisysModelMeta,
+    c_size_p,
+)
 
 llaisysModel_t = ctypes.c_void_p  # noqa: N816 - mirrors the C name
 llaisysKvCache_t = ctypes.c_void_p  # noqa: N816

@@ -7,6 +7,8 @@ and its KV cache. The ModelRunner builds batches and samples.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..models.model import Model
 from .config import EngineConfig
 from .model_runner import ModelOutput, ModelRunner
@@ -36,9 +38,15 @@ class Worker:
 class Executor:
     def __init__(self, model: Model, config: EngineConfig):
         self.worker = Worker(model, config)
+        # Fault injection for tests: called with each step's decision after the model ran
+        # (its KV is written); what it raises fails the step as a model error would.
+        self.after_step: Callable[[SchedulerOutput], None] | None = None
 
     def execute(self, sched: SchedulerOutput) -> ModelOutput:
-        return self.worker.execute(sched)
+        out = self.worker.execute(sched)
+        if self.after_step is not None:
+            self.after_step(sched)
+        return out
 
     def release(self, seq: Sequence, block_ids: list[int]) -> None:
         """The BlockManager freed seq's blocks (block_ids: those now unreferenced)."""

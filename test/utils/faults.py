@@ -1,0 +1,39 @@
+"""Fault injection into the engine's model step (Executor.after_step): raise for the next
+steps, or for the steps that run chosen requests; remember which requests each failed."""
+
+from __future__ import annotations
+
+from llaisys.engine.scheduler import SchedulerOutput
+
+
+class InjectedFault(RuntimeError):
+    """The failure a StepFault raises inside a model step."""
+
+
+class StepFault:
+    """Install with ``engine.executor.after_step = StepFault(...)``.
+
+    skip: steps that pass before the first failure; steps: how many consecutive steps fail
+    after that; request_ids: also fail every step that runs one of these requests (each
+    id once).
+    """
+
+    def __init__(self, *, skip: int = 0, steps: int = 0, request_ids: set[str] | None = None):
+        self.skip, self.steps = skip, steps
+        self.request_ids = set(request_ids or ())
+        self.failed: set[str] = set()  # requests of the steps that failed
+
+    def __call__(self, sched: SchedulerOutput) -> None:
+        running = {s.request.request_id for s in sched.seqs}
+        hit = running & self.request_ids
+        if self.skip > 0 and not hit:
+            self.skip -= 1
+            return
+        if not hit and self.steps <= 0:
+            return
+        if hit:
+            self.request_ids -= hit
+        else:
+            self.steps -= 1
+        self.failed |= running
+        raise InjectedFault(f"injected fault in a step of {sorted(running)}")

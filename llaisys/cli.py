@@ -50,7 +50,9 @@ def _add_engine_args(p: argparse.ArgumentParser, *, model_positional: bool) -> N
     g.add_argument("--block-size", type=int, default=16)
     g.add_argument("--kv-cache-tokens", type=int, default=None,
                    help="KV cache capacity in tokens (default: a share of free memory)")
-    g.add_argument("--kv-cache-memory-fraction", type=float, default=None)
+    g.add_argument("--kv-cache-memory-fraction", "--gpu-memory-utilization", type=float,
+                   default=None, help="share of the free (device) memory, once the weights "
+                   "are loaded, that the KV cache takes")
     g.add_argument("--kv-layout", choices=["block", "slot"], default="block")
     g.add_argument("--no-prefix-caching", action="store_true")
 

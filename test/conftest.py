@@ -58,7 +58,15 @@ def run_hf() -> str:
 
 @pytest.fixture(scope="session")
 def test_device() -> str:
-    return os.environ.get("LLAISYS_TEST_DEVICE", "cpu")
+    """cpu | nvidia; tests asking for nvidia skip without a CUDA build or a GPU."""
+    device = os.environ.get("LLAISYS_TEST_DEVICE", "cpu")
+    if device == "nvidia":
+        from llaisys import DeviceType
+        from llaisys.runtime import device_count
+
+        if device_count(DeviceType.NVIDIA) == 0:
+            pytest.skip("no NVIDIA GPU, or the library was built without CUDA")
+    return device
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,12 @@ __C LLAISYS_API const LlaisysRuntimeAPI *llaisysGetRuntimeAPI(llaisysDeviceType_
 /* Number of devices of that type present (0 when not built or none present). */
 __C LLAISYS_API int llaisysDeviceCount(llaisysDeviceType_t device);
 
+/* Device memory of one device in bytes: free (what the driver reports free plus the
+ * blocks this library's allocator caches) and total. NVIDIA only; the CPU table has no
+ * such query (LLAISYS_ERR_DEVICE). */
+__C LLAISYS_API llaisysStatus_t llaisysDeviceMemoryInfo(llaisysDeviceType_t device, int device_id,
+                                                        size_t *free_bytes, size_t *total_bytes);
+
 /* 1 when the library was built with this backend, else 0. */
 __C LLAISYS_API int llaisysDeviceBuilt(llaisysDeviceType_t device);
 

@@ -8,6 +8,8 @@ from pathlib import Path
 # CPU: memory left to the rest of the process (weights, activations, Python) when the KV
 # cache is sized from a fraction of the available memory.
 CPU_HEADROOM_BYTES = 2 << 30
+# GPU: device memory left for activations, logits and cuBLAS beside the weights and KV.
+GPU_HEADROOM_BYTES = 1 << 30
 DEFAULT_KV_MEMORY_FRACTION = 0.3
 
 
@@ -73,7 +75,7 @@ class EngineConfig:
             tokens = args.kv_cache_tokens
         else:
             fraction = args.kv_cache_memory_fraction or DEFAULT_KV_MEMORY_FRACTION
-            tokens = min(cap, int(available_memory(args.device) * fraction)
+            tokens = min(cap, int(available_memory(args.device, args.device_id) * fraction)
                          // kv_bytes_per_token)
         num_blocks = tokens // args.block_size
         if num_blocks < 1:
@@ -92,12 +94,15 @@ class EngineConfig:
         )
 
 
-def available_memory(device: str) -> int:
-    """Bytes the KV cache may draw from. CPU: MemAvailable less the process headroom;
-    other devices: no probe yet, so the cap (max_num_seqs * max_model_len) decides."""
+def available_memory(device: str, device_id: int = 0) -> int:
+    """Bytes the KV cache may draw from, once the weights are loaded. CPU: MemAvailable less
+    the process headroom; nvidia: the GPU's free memory less the activation headroom."""
     meminfo = Path("/proc/meminfo")
-    if device != "cpu":
-        return 1 << 62
+    if device == "nvidia":
+        from llaisys import DeviceType
+        from llaisys.runtime import device_memory
+
+        return max(0, device_memory(DeviceType.NVIDIA, device_id)[0] - GPU_HEADROOM_BYTES)
     for line in (meminfo.read_text() if meminfo.is_file() else "").splitlines():
         if line.startswith("MemAvailable:"):
             return max(0, int(line.split()[1]) * 1024 - CPU_HEADROOM_BYTES)

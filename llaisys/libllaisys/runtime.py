@@ -18,6 +18,10 @@ def declare(lib: ctypes.CDLL) -> None:
     lib.llaisysDeviceCount.restype = ctypes.c_int
     lib.llaisysDeviceBuilt.argtypes = [ctypes.c_int]
     lib.llaisysDeviceBuilt.restype = ctypes.c_int
+    lib.llaisysDeviceMemoryInfo.argtypes = [ctypes.c_int, ctypes.c_int,
+                                             ctypes.POINTER(ctypes.c_size_t),
+                                             ctypes.POINTER(ctypes.c_size_t)]
+    lib.llaisysDeviceMemoryInfo.restype = ctypes.c_int
     lib.llaisysSetNumThreads.argtypes = [ctypes.c_int]
     lib.llaisysSetNumThreads.restype = ctypes.c_int
     lib.llaisysGetNumThreads.argtypes = []

@@ -45,3 +45,17 @@ __C int llaisysDeviceCount(llaisysDeviceType_t device) {
     if (!llaisysDeviceBuilt(device)) return 0;
     return llaisys::device::runtime_api(device)->get_device_count();
 }
+
+__C llaisysStatus_t llaisysDeviceMemoryInfo(llaisysDeviceType_t device, int device_id,
+                                            size_t *free_bytes, size_t *total_bytes) {
+    return llaisys::api_guard([&] {
+        CHECK_ARG(free_bytes && total_bytes, "llaisysDeviceMemoryInfo: null output");
+        llaisys::device::check_device(device, device_id);
+#ifdef LLAISYS_ENABLE_NVIDIA
+        if (device == LLAISYS_DEVICE_NVIDIA)
+            return llaisys::device::nvidia::memory_info(device_id, free_bytes, total_bytes);
+#endif
+        llaisys::fail(LLAISYS_ERR_DEVICE, "llaisysDeviceMemoryInfo: no memory query for device "
+                      "type ", int(device));
+    });
+}

@@ -13,6 +13,8 @@ const LlaisysRuntimeAPI *runtime_api();
 #ifdef LLAISYS_ENABLE_NVIDIA
 namespace nvidia {
 const LlaisysRuntimeAPI *runtime_api();
+// Free bytes (driver's free plus the allocator's cached blocks) and total of a device.
+void memory_info(int device_id, size_t *free_bytes, size_t *total_bytes);
 } // namespace nvidia
 #endif
 

@@ -219,7 +219,8 @@ tensor_t Model::forward(KvCache &kv, const Step &s, size_t &layers_backed_up) {
     tensor_t cells = upload(ws_.cells_i, LLAISYS_DTYPE_I64, s.cells);
     const KeyMap keys{upload(ws_.key_table_i, LLAISYS_DTYPE_I32, s.key_table),
                       upload(ws_.key_row_i, LLAISYS_DTYPE_I64, s.key_row),
-                      upload(ws_.n_keys_i, LLAISYS_DTYPE_I32, s.n_keys), s.block_size};
+                      upload(ws_.n_keys_i, LLAISYS_DTYPE_I32, s.n_keys), s.block_size,
+                      size_t(*std::max_element(s.n_keys.begin(), s.n_keys.end()))};
     const tensor_t x = rows(ws_.x, n), xn = rows(ws_.xn, n);
     const tensor_t q = rows(ws_.q, n), k = rows(ws_.k, n), v = rows(ws_.v, n);
     const tensor_t attn = rows(ws_.attn, n);

@@ -1,6 +1,9 @@
 #include "models/kv_kernels.hpp"
 
 #include "models/cpu/kv_kernels_cpu.hpp"
+#ifdef LLAISYS_ENABLE_NVIDIA
+#include "models/nvidia/kv_kernels_nvidia.hpp"
+#endif
 #include "ops/checks.hpp"
 
 namespace llaisys::models {
@@ -31,6 +34,11 @@ void scatter_rows(tensor_t dst, tensor_t idx, tensor_t src) {
     case LLAISYS_DEVICE_CPU:
         return cpu::scatter_rows(dst->data(), reinterpret_cast<const int64_t *>(idx->data()),
                                  src->data(), src->dim(0), row_bytes(src));
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::scatter_rows(dst->data(), reinterpret_cast<const int64_t *>(idx->data()),
+                                    src->data(), src->dim(0), row_bytes(src));
+#endif
     default:
         ops::unsupported_device("scatter_rows", dst);
     }
@@ -43,6 +51,12 @@ void gather_rows(tensor_t dst, tensor_t src, tensor_t idx) {
         return cpu::gather_rows(dst->data(), src->data(),
                                 reinterpret_cast<const int64_t *>(idx->data()), dst->dim(0),
                                 row_bytes(dst));
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::gather_rows(dst->data(), src->data(),
+                                   reinterpret_cast<const int64_t *>(idx->data()), dst->dim(0),
+                                   row_bytes(dst));
+#endif
     default:
         ops::unsupported_device("gather_rows", dst);
     }
@@ -76,6 +90,15 @@ void paged_attention(tensor_t out, tensor_t q, tensor_t k_cache, tensor_t v_cach
                                     reinterpret_cast<const int64_t *>(keys.row->data()),
                                     reinterpret_cast<const int32_t *>(keys.n_keys->data()),
                                     keys.block_size, s, scale, out->dtype());
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::paged_attention(out->data(), q->data(), k_cache->data(), v_cache->data(),
+                                       reinterpret_cast<const int32_t *>(keys.table->data()),
+                                       reinterpret_cast<const int64_t *>(keys.row->data()),
+                                       reinterpret_cast<const int32_t *>(keys.n_keys->data()),
+                                       keys.block_size, s, scale, out->dtype(), keys.max_keys,
+                                       out->device_id());
+#endif
     default:
         ops::unsupported_device(op, out);
     }

@@ -21,6 +21,7 @@ struct KeyMap {
     tensor_t row;      // I64 [n]
     tensor_t n_keys;   // I32 [n]
     size_t block_size; // >= 1
+    size_t max_keys;   // >= every n_keys (sizes the GPU's split over the keys)
 };
 
 // out [n, nh, dv] = softmax(q . k^T * scale) v per token over its keys; q [n, nh, d],

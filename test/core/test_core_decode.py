@@ -17,8 +17,8 @@ LAYOUTS = ["slot", "block"]
 
 
 @pytest.fixture(scope="module", params=["qwen2", "llama"])
-def pair(request) -> tuple[Model, torch.nn.Module]:
-    return tiny_model(request.param)
+def pair(request, test_device: str) -> tuple[Model, torch.nn.Module]:
+    return tiny_model(request.param, device=test_device)
 
 
 def tokens_of(seed: int, n: int) -> list[int]:
@@ -117,11 +117,11 @@ def test_seeded_sampling_when_repeated_then_same_tokens_and_in_vocab(pair):
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_half_precision_model_when_decoding_then_close_to_float32(pair, dtype):
+def test_half_precision_model_when_decoding_then_close_to_float32(pair, dtype, test_device):
     model, hf = pair
     from test.utils.hf_reference import hf_weights, model_config
 
-    half = Model.from_config(model_config(hf), hf_weights(hf), dtype=dtype)
+    half = Model.from_config(model_config(hf), hf_weights(hf), dtype=dtype, device=test_device)
     toks = tokens_of(9, 10)
     ref = alone(model, "block", toks)
     got = alone(half, "block", toks)

@@ -18,8 +18,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def model() -> Model:
-    return tiny_model("qwen2")[0]
+def model(test_device: str) -> Model:
+    return tiny_model("qwen2", device=test_device)[0]
 
 
 def toks(seed: int, n: int) -> list[int]:

@@ -51,9 +51,10 @@ def hf_weights(hf: torch.nn.Module) -> list[WeightTensor]:
     return out
 
 
-def tiny_model(arch: str, dtype: str = "float32", seed: int = 0) -> tuple[Model, torch.nn.Module]:
+def tiny_model(arch: str, dtype: str = "float32", seed: int = 0, device: str = "cpu"
+               ) -> tuple[Model, torch.nn.Module]:
     hf = tiny_hf_model(arch, seed)
-    return Model.from_config(model_config(hf), hf_weights(hf), dtype=dtype), hf
+    return Model.from_config(model_config(hf), hf_weights(hf), dtype=dtype, device=device), hf
 
 
 def hf_logits(hf: torch.nn.Module, tokens: list[int]) -> np.ndarray:

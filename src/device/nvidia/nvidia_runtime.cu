@@ -1,17 +1,17 @@
 // NVIDIA runtime: the CUDA runtime API behind the device table. Failures other than an
 // allocation running out of memory throw llaisys::Error (LLAISYS_ERR_DEVICE); the table
 // is called from C++ code that sits inside an api_guard.
+#include "device/nvidia/nvidia_common.cuh"
 #include "device/runtime.hpp"
 
-#include <cuda_runtime.h>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 
 namespace llaisys::device::nvidia {
 
 namespace {
-
-void check_cuda(cudaError_t err, const char *what) {
-    if (err != cudaSuccess) fail(LLAISYS_ERR_DEVICE, what, ": ", cudaGetErrorString(err));
-}
 
 cudaMemcpyKind cuda_kind(llaisysMemcpyKind_t kind) {
     switch (kind) {
@@ -55,20 +55,77 @@ void stream_synchronize(llaisysStream_t stream) {
     check_cuda(cudaStreamSynchronize(cudaStream_t(stream)), "cudaStreamSynchronize");
 }
 
+// A caching allocator: freed blocks stay with their device, keyed by rounded size, and
+// serve later requests of that size without cudaMalloc/cudaFree (which synchronise the
+// device). All work runs on one stream, so a block freed on the host may be handed out
+// again at once: the new owner's kernels are queued after the old owner's. When
+// cudaMalloc runs out of memory the cached blocks of that device are released and it is
+// tried once more. The pools are never destroyed: tensors freed at process exit, after
+// the CUDA runtime unloads, only go back to a pool.
+struct Pool {
+    std::multimap<size_t, void *> free;
+    std::unordered_map<void *, size_t> size_of; // every block this pool handed out
+};
+
+std::mutex pool_mutex;
+std::vector<Pool> &pools() {
+    static auto *p = new std::vector<Pool>();
+    return *p;
+}
+
+size_t rounded(size_t size) {
+    const size_t small = 512, large = size_t(2) << 20;
+    return size <= (size_t(1) << 20) ? (std::max<size_t>(size, 1) + small - 1) / small * small
+                                     : (size + large - 1) / large * large;
+}
+
+Pool &current_pool() {
+    int dev = 0;
+    check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
+    if (size_t(dev) >= pools().size()) pools().resize(size_t(dev) + 1);
+    return pools()[size_t(dev)];
+}
+
 // Out of memory is a NULL result (runtime.h); the error is cleared so later calls work.
 void *malloc_device(size_t size) {
+    const size_t bytes = rounded(size);
+    std::lock_guard<std::mutex> lock(pool_mutex);
+    Pool &pool = current_pool();
+    auto hit = pool.free.find(bytes);
+    if (hit != pool.free.end()) {
+        void *ptr = hit->second;
+        pool.free.erase(hit);
+        return ptr;
+    }
     void *ptr = nullptr;
-    cudaError_t err = cudaMalloc(&ptr, size);
+    cudaError_t err = cudaMalloc(&ptr, bytes);
     if (err == cudaErrorMemoryAllocation) {
         cudaGetLastError();
-        return nullptr;
+        for (const auto &[sz, p] : pool.free) {
+            pool.size_of.erase(p);
+            check_cuda(cudaFree(p), "cudaFree");
+        }
+        pool.free.clear();
+        err = cudaMalloc(&ptr, bytes);
+        if (err == cudaErrorMemoryAllocation) {
+            cudaGetLastError();
+            return nullptr;
+        }
     }
     check_cuda(err, "cudaMalloc");
+    pool.size_of.emplace(ptr, bytes);
     return ptr;
 }
 
+// No CUDA call: the pool that handed the block out takes it back.
 void free_device(void *ptr) {
-    if (ptr) check_cuda(cudaFree(ptr), "cudaFree");
+    if (!ptr) return;
+    std::lock_guard<std::mutex> lock(pool_mutex);
+    for (Pool &pool : pools()) {
+        auto it = pool.size_of.find(ptr);
+        if (it != pool.size_of.end()) return void(pool.free.emplace(it->second, ptr));
+    }
+    fail(LLAISYS_ERR_DEVICE, "free_device: pointer ", ptr, " was not allocated here");
 }
 
 void *malloc_host(size_t size) {
@@ -104,5 +161,13 @@ const LlaisysRuntimeAPI api = {device_count,  set_device,  synchronize,        c
 } // namespace
 
 const LlaisysRuntimeAPI *runtime_api() { return &api; }
+
+void memory_info(int device_id, size_t *free_bytes, size_t *total_bytes) {
+    set_device(device_id);
+    check_cuda(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+    std::lock_guard<std::mutex> lock(pool_mutex);
+    Pool &pool = current_pool();
+    for (const auto &[bytes, ptr] : pool.free) *free_bytes += bytes;
+}
 
 } // namespace llaisys::device::nvidia

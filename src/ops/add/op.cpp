@@ -1,4 +1,7 @@
 #include "ops/add/cpu/add_cpu.hpp"
+#ifdef LLAISYS_ENABLE_NVIDIA
+#include "ops/add/nvidia/add_nvidia.hpp"
+#endif
 #include "ops/checks.hpp"
 #include "ops/ops.hpp"
 
@@ -14,6 +17,10 @@ void add(tensor_t c, tensor_t a, tensor_t b) {
     switch (c->device_type()) {
     case LLAISYS_DEVICE_CPU:
         return cpu::add(c->data(), a->data(), b->data(), c->dtype(), c->numel());
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::add(c->data(), a->data(), b->data(), c->dtype(), c->numel());
+#endif
     default:
         unsupported_device("add", c);
     }

@@ -1,4 +1,7 @@
 #include "ops/argmax/cpu/argmax_cpu.hpp"
+#ifdef LLAISYS_ENABLE_NVIDIA
+#include "ops/argmax/nvidia/argmax_nvidia.hpp"
+#endif
 #include "ops/checks.hpp"
 #include "ops/ops.hpp"
 
@@ -24,6 +27,11 @@ void argmax(tensor_t max_idx, tensor_t max_val, tensor_t vals) {
     case LLAISYS_DEVICE_CPU:
         return cpu::argmax(reinterpret_cast<int64_t *>(max_idx->data()), max_val->data(),
                            vals->data(), vals->dtype(), rows, n, row_stride(vals));
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::argmax(reinterpret_cast<int64_t *>(max_idx->data()), max_val->data(),
+                              vals->data(), vals->dtype(), rows, n, row_stride(vals));
+#endif
     default:
         unsupported_device("argmax", vals);
     }

@@ -1,5 +1,8 @@
 #include "ops/checks.hpp"
 #include "ops/embedding/cpu/embedding_cpu.hpp"
+#ifdef LLAISYS_ENABLE_NVIDIA
+#include "ops/embedding/nvidia/embedding_nvidia.hpp"
+#endif
 #include "ops/ops.hpp"
 
 namespace llaisys::ops {
@@ -22,6 +25,12 @@ void embedding(tensor_t out, tensor_t index, tensor_t weight) {
         return cpu::embedding(out->data(), reinterpret_cast<const int64_t *>(index->data()),
                               weight->data(), index->dim(0), weight->dim(0),
                               dtype_bytes(weight->dtype(), weight->dim(1)));
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::embedding(out->data(), reinterpret_cast<const int64_t *>(index->data()),
+                                 weight->data(), index->dim(0), weight->dim(0),
+                                 dtype_bytes(weight->dtype(), weight->dim(1)));
+#endif
     default:
         unsupported_device("embedding", out);
     }

@@ -1,5 +1,8 @@
 #include "ops/checks.hpp"
 #include "ops/linear/cpu/linear_cpu.hpp"
+#ifdef LLAISYS_ENABLE_NVIDIA
+#include "ops/linear/nvidia/linear_nvidia.hpp"
+#endif
 #include "ops/ops.hpp"
 
 namespace llaisys::ops {
@@ -41,6 +44,12 @@ void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias) {
         return cpu::linear({out->data(), in->data(), m > 1 ? size_t(in->strides()[0]) : k,
                             weight->data(), bias ? bias->data() : nullptr, wtype, in->dtype(), m,
                             n, k});
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::linear({out->data(), in->data(), m > 1 ? size_t(in->strides()[0]) : k,
+                               weight->data(), bias ? bias->data() : nullptr, wtype, in->dtype(),
+                               m, n, k});
+#endif
     default:
         unsupported_device("linear", out);
     }

@@ -1,6 +1,9 @@
 #include "ops/checks.hpp"
 #include "ops/ops.hpp"
 #include "ops/rearrange/cpu/rearrange_cpu.hpp"
+#ifdef LLAISYS_ENABLE_NVIDIA
+#include "ops/rearrange/nvidia/rearrange_nvidia.hpp"
+#endif
 
 namespace llaisys {
 
@@ -17,6 +20,11 @@ void rearrange(tensor_t out, tensor_t in) {
     case LLAISYS_DEVICE_CPU:
         return cpu::rearrange(out->data(), in->data(), out->shape(), out->strides(), in->strides(),
                               dtype_size(out->dtype()));
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::rearrange(out->data(), in->data(), out->shape(), out->strides(),
+                                 in->strides(), dtype_size(out->dtype()));
+#endif
     default:
         unsupported_device("rearrange", out);
     }

@@ -1,6 +1,9 @@
 #include "ops/checks.hpp"
 #include "ops/ops.hpp"
 #include "ops/rms_norm/cpu/rms_norm_cpu.hpp"
+#ifdef LLAISYS_ENABLE_NVIDIA
+#include "ops/rms_norm/nvidia/rms_norm_nvidia.hpp"
+#endif
 
 #include <cmath>
 
@@ -25,6 +28,11 @@ void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps) {
     case LLAISYS_DEVICE_CPU:
         return cpu::rms_norm(out->data(), row_stride(out), in->data(), row_stride(in),
                              weight->data(), in->dtype(), in->dim(0), in->dim(1), eps);
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::rms_norm(out->data(), row_stride(out), in->data(), row_stride(in),
+                                weight->data(), in->dtype(), in->dim(0), in->dim(1), eps);
+#endif
     default:
         unsupported_device("rms_norm", out);
     }

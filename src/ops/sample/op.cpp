@@ -1,6 +1,9 @@
 #include "ops/checks.hpp"
 #include "ops/ops.hpp"
 #include "ops/sample/cpu/sample_cpu.hpp"
+#ifdef LLAISYS_ENABLE_NVIDIA
+#include "ops/sample/nvidia/sample_nvidia.hpp"
+#endif
 
 #include <cmath>
 #include <limits>
@@ -36,6 +39,11 @@ void sample(tensor_t out_ids, tensor_t logits, const LlaisysSamplingParams *para
     case LLAISYS_DEVICE_CPU:
         return cpu::sample(reinterpret_cast<int64_t *>(out_ids->data()), logits->data(),
                            logits->dtype(), rows, vocab, row_stride(logits), params);
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::sample(reinterpret_cast<int64_t *>(out_ids->data()), logits->data(),
+                              logits->dtype(), rows, vocab, row_stride(logits), params);
+#endif
     default:
         unsupported_device("sample", logits);
     }

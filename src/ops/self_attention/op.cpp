@@ -1,6 +1,9 @@
 #include "ops/checks.hpp"
 #include "ops/ops.hpp"
 #include "ops/self_attention/cpu/self_attention_cpu.hpp"
+#ifdef LLAISYS_ENABLE_NVIDIA
+#include "ops/self_attention/nvidia/self_attention_nvidia.hpp"
+#endif
 
 #include <cmath>
 
@@ -26,15 +29,17 @@ void self_attention(tensor_t out, tensor_t q, tensor_t k, tensor_t v, float scal
     CHECK_ARG(d > 0 && dv > 0, op, ": head dims must be non-zero");
     CHECK_ARG(std::isfinite(scale), op, ": scale must be finite");
     check_unit_last_stride(op, {out, q, k, v});
+    const auto &so = out->strides(), &sq = q->strides(), &sk = k->strides(), &sv = v->strides();
+    const cpu::AttentionArgs args{qlen,  klen,  nh,    nkvh,  d,     dv,    so[0], so[1],
+                                  sq[0], sq[1], sk[0], sk[1], sv[0], sv[1], scale};
     switch (out->device_type()) {
-    case LLAISYS_DEVICE_CPU: {
-        const auto &so = out->strides(), &sq = q->strides(), &sk = k->strides(),
-                   &sv = v->strides();
-        const cpu::AttentionArgs args{qlen,  klen,  nh,    nkvh,  d,     dv,    so[0], so[1],
-                                      sq[0], sq[1], sk[0], sk[1], sv[0], sv[1], scale};
-        return cpu::self_attention(out->data(), q->data(), k->data(), v->data(), q->dtype(),
-                                   args);
-    }
+    case LLAISYS_DEVICE_CPU:
+        return cpu::self_attention(out->data(), q->data(), k->data(), v->data(), q->dtype(), args);
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::self_attention(out->data(), q->data(), k->data(), v->data(), q->dtype(),
+                                      args, out->device_id());
+#endif
     default:
         unsupported_device(op, out);
     }

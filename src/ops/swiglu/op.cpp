@@ -1,6 +1,9 @@
 #include "ops/checks.hpp"
 #include "ops/ops.hpp"
 #include "ops/swiglu/cpu/swiglu_cpu.hpp"
+#ifdef LLAISYS_ENABLE_NVIDIA
+#include "ops/swiglu/nvidia/swiglu_nvidia.hpp"
+#endif
 
 namespace llaisys::ops {
 
@@ -16,6 +19,10 @@ void swiglu(tensor_t out, tensor_t gate, tensor_t up) {
     switch (out->device_type()) {
     case LLAISYS_DEVICE_CPU:
         return cpu::swiglu(out->data(), gate->data(), up->data(), out->dtype(), out->numel());
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::swiglu(out->data(), gate->data(), up->data(), out->dtype(), out->numel());
+#endif
     default:
         unsupported_device("swiglu", out);
     }

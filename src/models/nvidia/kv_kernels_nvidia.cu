@@ -1,0 +1,84 @@
+#include "models/nvidia/kv_kernels_nvidia.hpp"
+
+#include "ops/self_attention/nvidia/attention_nvidia.cuh"
+
+namespace llaisys::models::nvidia {
+
+namespace {
+
+using namespace device::nvidia;
+
+// One block per row; 16-byte words when rows and bases allow it. Scatter when Scatter,
+// else gather.
+template <bool Scatter, typename W>
+__global__ void move_rows_kernel(W *dst, const W *src, const int64_t *idx, size_t words) {
+    const size_t r = blockIdx.x, cell = size_t(idx[r]);
+    W *d = dst + (Scatter ? cell : r) * words;
+    const W *s = src + (Scatter ? r : cell) * words;
+    for (size_t i = threadIdx.x; i < words; i += blockDim.x) d[i] = s[i];
+}
+
+template <bool Scatter>
+void move_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n,
+               size_t row_bytes) {
+    if (n == 0 || row_bytes == 0) return;
+    const bool wide = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0 &&
+                      reinterpret_cast<uintptr_t>(src) % 16 == 0;
+    if (wide)
+        move_rows_kernel<Scatter><<<unsigned(n), 128, 0, stream()>>>(
+            reinterpret_cast<int4 *>(dst), reinterpret_cast<const int4 *>(src), idx,
+            row_bytes / 16);
+    else
+        move_rows_kernel<Scatter><<<unsigned(n), 128, 0, stream()>>>(
+            reinterpret_cast<unsigned char *>(dst), reinterpret_cast<const unsigned char *>(src),
+            idx, row_bytes);
+    check_launch(Scatter ? "scatter_rows" : "gather_rows");
+}
+
+// Key j of token t is cell table[row[t] + j / block_size] * block_size + j % block_size.
+struct PagedKeys {
+    const int32_t *table;
+    const int64_t *row;
+    const int32_t *count;
+    int block_size;
+    ptrdiff_t k_cell, v_cell; // elements per cache cell
+    __device__ int n_keys(int t) const { return count[t]; }
+    __device__ ptrdiff_t cell(int t, int j) const {
+        return ptrdiff_t(table[row[t] + j / block_size]) * block_size + j % block_size;
+    }
+    __device__ ptrdiff_t k_row(int t, int j) const { return cell(t, j) * k_cell; }
+    __device__ ptrdiff_t v_row(int t, int j) const { return cell(t, j) * v_cell; }
+};
+
+} // namespace
+
+void scatter_rows(std::byte *dst, const int64_t *idx, const std::byte *src, size_t n,
+                  size_t row_bytes) {
+    move_rows<true>(dst, src, idx, n, row_bytes);
+}
+
+void gather_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n,
+                 size_t row_bytes) {
+    move_rows<false>(dst, src, idx, n, row_bytes);
+}
+
+void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,
+                     const std::byte *v_cache, const int32_t *table, const int64_t *row,
+                     const int32_t *n_keys, size_t block_size, const cpu::AttentionShape &s,
+                     float scale, llaisysDataType_t dtype, size_t max_keys, int device_id) {
+    const int nh = int(s.nh), nkvh = int(s.nkvh), d = int(s.d), dv = int(s.dv);
+    const ops::nvidia::AttentionDims a{int(s.n), nh,     nkvh,   d,     dv,
+                                       nh * dv,  dv,     nh * d, d,     d,
+                                       dv,       scale};
+    const PagedKeys keys{table, row, n_keys, int(block_size), ptrdiff_t(nkvh) * d,
+                         ptrdiff_t(nkvh) * dv};
+    ops::nvidia::dispatch_cuda_float(dtype, "paged_attention", [&](auto tag) {
+        using T = std::remove_pointer_t<decltype(tag)>;
+        ops::nvidia::attention(reinterpret_cast<T *>(out), reinterpret_cast<const T *>(q),
+                               reinterpret_cast<const T *>(k_cache),
+                               reinterpret_cast<const T *>(v_cache), a, keys, int(max_keys),
+                               device_id);
+    });
+}
+
+} // namespace llaisys::models::nvidia

@@ -1,0 +1,19 @@
+#pragma once
+
+#include "models/cpu/kv_kernels_cpu.hpp"
+
+namespace llaisys::models::nvidia {
+
+// Device twins of models/cpu/kv_kernels_cpu.hpp; every pointer is device memory.
+void scatter_rows(std::byte *dst, const int64_t *idx, const std::byte *src, size_t n,
+                  size_t row_bytes);
+void gather_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n,
+                 size_t row_bytes);
+
+// max_keys bounds n_keys (host knowledge: it sizes the split over the keys).
+void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,
+                     const std::byte *v_cache, const int32_t *table, const int64_t *row,
+                     const int32_t *n_keys, size_t block_size, const cpu::AttentionShape &s,
+                     float scale, llaisysDataType_t dtype, size_t max_keys, int device_id);
+
+} // namespace llaisys::models::nvidia

@@ -1,0 +1,46 @@
+// Block-wide first-maximum search, shared by argmax and greedy sampling.
+#pragma once
+
+#include "device/nvidia/nvidia_common.cuh"
+
+namespace llaisys::ops::nvidia {
+
+using namespace device::nvidia;
+
+struct ArgBest {
+    float val;
+    int64_t idx;
+};
+
+__device__ __forceinline__ ArgBest better(ArgBest a, ArgBest b) {
+    return (b.val > a.val || (b.val == a.val && b.idx < a.idx)) ? b : a;
+}
+
+// Over row[0, n) by all threads of the block (blockDim.x a multiple of 32); NaN counts as
+// -inf, and a row of only NaN/-inf gives index 0. Every thread gets the result.
+template <typename T>
+__device__ ArgBest block_argmax(const T *row, size_t n, ArgBest *scratch) {
+    ArgBest best{-INFINITY, 0};
+    for (size_t i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = to_float(row[i]);
+        if (v > best.val) best = {v, int64_t(i)};
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        ArgBest other{__shfl_xor_sync(0xffffffffu, best.val, o),
+                      __shfl_xor_sync(0xffffffffu, best.idx, o)};
+        best = better(best, other);
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) scratch[warp] = best;
+    __syncthreads();
+    best = lane < int(blockDim.x >> 5) ? scratch[lane] : ArgBest{-INFINITY, 0};
+    for (int o = 16; o > 0; o >>= 1) {
+        ArgBest other{__shfl_xor_sync(0xffffffffu, best.val, o),
+                      __shfl_xor_sync(0xffffffffu, best.idx, o)};
+        best = better(best, other);
+    }
+    return best;
+}
+
+} // namespace llaisys::ops::nvidia

@@ -1,0 +1,49 @@
+#include "ops/rope/nvidia/rope_nvidia.hpp"
+
+#include "device/nvidia/nvidia_common.cuh"
+
+namespace llaisys::ops::nvidia {
+
+namespace {
+
+using namespace device::nvidia;
+
+// One block per token; a thread per (head, pair). The angle is taken in double, as on
+// the CPU: at positions near 1e5 an f32 product is off by milliradians.
+template <typename T>
+__global__ void rope_kernel(T *out, cpu::TokenHeadStrides os, const T *in,
+                            cpu::TokenHeadStrides is, const int64_t *pos_ids, size_t heads,
+                            size_t d, double log_theta) {
+    const size_t half = d / 2, t = blockIdx.x;
+    const double pos = double(pos_ids[t]);
+    for (size_t j = threadIdx.x; j < heads * half; j += blockDim.x) {
+        const size_t h = j / half, i = j % half;
+        const double angle = pos * exp(-double(2 * i) / double(d) * log_theta);
+        double s, c;
+        sincos(angle, &s, &c);
+        const float cf = float(c), sf = float(s);
+        const T *x = in + ptrdiff_t(t) * is.token + ptrdiff_t(h) * is.head;
+        T *y = out + ptrdiff_t(t) * os.token + ptrdiff_t(h) * os.head;
+        const float a = to_float(x[i]), b = to_float(x[i + half]);
+        y[i] = from_float<T>(a * cf - b * sf);
+        y[i + half] = from_float<T>(b * cf + a * sf);
+    }
+}
+
+} // namespace
+
+void rope(std::byte *out, cpu::TokenHeadStrides out_strides, const std::byte *in,
+          cpu::TokenHeadStrides in_strides, const int64_t *pos_ids, llaisysDataType_t dtype,
+          size_t n, size_t heads, size_t d, float theta) {
+    if (n == 0 || heads == 0) return;
+    dispatch_cuda_float(dtype, "rope", [&](auto tag) {
+        using T = std::remove_pointer_t<decltype(tag)>;
+        const unsigned threads = unsigned(std::min<size_t>(heads * d / 2, 512));
+        rope_kernel<<<unsigned(n), std::max(threads, 32u), 0, stream()>>>(
+            reinterpret_cast<T *>(out), out_strides, reinterpret_cast<const T *>(in), in_strides,
+            pos_ids, heads, d, std::log(double(theta)));
+    });
+    check_launch("rope");
+}
+
+} // namespace llaisys::ops::nvidia

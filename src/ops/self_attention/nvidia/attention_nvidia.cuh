@@ -1,0 +1,193 @@
+// Causal attention on the GPU, one kernel for every key layout: a KeyAddr policy says
+// how many keys a query token reads (n_keys(t)) and at which element offsets key j's K/V
+// rows start (k_row(t, j), v_row(t, j)): contiguous keys for self_attention, cache cells
+// through block tables for paged attention.
+//
+// Grid: x = query token, y = (kv head, chunk of up to kMaxGroup of its query heads),
+// z = split of the token's keys (flash-decoding: short batches of long contexts spread
+// over the GPU, their partial softmaxes merged by a second kernel). A block of kWarps
+// warps walks its keys one per warp; a lane owns dims lane, lane + 32, ... of the head.
+#pragma once
+
+#include "device/nvidia/nvidia_common.cuh"
+#include "tensor/tensor.hpp"
+
+namespace llaisys::ops::nvidia {
+
+using namespace device::nvidia;
+
+constexpr int kWarps = 4;
+constexpr int kMaxGroup = 8; // query heads per block
+
+struct AttentionDims {
+    int n, nh, nkvh, d, dv;
+    ptrdiff_t out_token, out_head, q_token, q_head;
+    ptrdiff_t k_head, v_head; // elements between kv heads within a key row
+    float scale;
+};
+
+// Partial results of split z: o [n, nh, splits, dv] normalised by l, then m and l.
+struct SplitOut {
+    float *o, *m, *l;
+    int splits;
+};
+
+template <int DC, typename T, typename KeyAddr>
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_kernel(T *out, const T *q, const T *k, const T *v, AttentionDims a, KeyAddr keys,
+                     int keys_per_split, SplitOut part) {
+    __shared__ float q_s[kMaxGroup][DC * 32];
+    __shared__ float m_s[kWarps][kMaxGroup], l_s[kWarps][kMaxGroup];
+    __shared__ float o_s[kWarps][kMaxGroup][DC * 32];
+    const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int group = a.nh / a.nkvh, chunks = (group + kMaxGroup - 1) / kMaxGroup;
+    const int g = blockIdx.y / chunks, h0 = g * group + (blockIdx.y % chunks) * kMaxGroup;
+    const int nheads = min(kMaxGroup, g * group + group - h0);
+    const int n_keys = keys.n_keys(t);
+    const int j0 = blockIdx.z * keys_per_split, j1 = min(n_keys, j0 + keys_per_split);
+
+    for (int i = threadIdx.x; i < kMaxGroup * DC * 32; i += blockDim.x) {
+        const int h = i / (DC * 32), c = i % (DC * 32);
+        q_s[h][c] = h < nheads && c < a.d
+                        ? to_float(q[ptrdiff_t(t) * a.q_token + ptrdiff_t(h0 + h) * a.q_head + c]) *
+                              a.scale
+                        : 0.0f;
+    }
+    __syncthreads();
+
+    float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][DC];
+#pragma unroll
+    for (int h = 0; h < kMaxGroup; ++h) {
+        m[h] = -INFINITY;
+        l[h] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < DC; ++c) acc[h][c] = 0.0f;
+    }
+    for (int j = j0 + warp; j < j1; j += kWarps) {
+        const T *kr = k + keys.k_row(t, j) + ptrdiff_t(g) * a.k_head;
+        const T *vr = v + keys.v_row(t, j) + ptrdiff_t(g) * a.v_head;
+        float kv[DC], vv[DC];
+#pragma unroll
+        for (int c = 0; c < DC; ++c) {
+            const int dim = lane + 32 * c;
+            kv[c] = dim < a.d ? to_float(kr[dim]) : 0.0f;
+            vv[c] = dim < a.dv ? to_float(vr[dim]) : 0.0f;
+        }
+#pragma unroll
+        for (int h = 0; h < kMaxGroup; ++h) {
+            if (h >= nheads) break;
+            float s = 0.0f;
+#pragma unroll
+            for (int c = 0; c < DC; ++c) s += q_s[h][lane + 32 * c] * kv[c];
+            s = warp_sum(s);
+            const float m_new = fmaxf(m[h], s);
+            const float corr = __expf(m[h] - m_new), p = __expf(s - m_new);
+            m[h] = m_new;
+            l[h] = l[h] * corr + p;
+#pragma unroll
+            for (int c = 0; c < DC; ++c) acc[h][c] = acc[h][c] * corr + p * vv[c];
+        }
+    }
+    // Merge the warps' softmaxes.
+#pragma unroll
+    for (int h = 0; h < kMaxGroup; ++h) {
+        if (lane == 0) {
+            m_s[warp][h] = m[h];
+            l_s[warp][h] = l[h];
+        }
+#pragma unroll
+        for (int c = 0; c < DC; ++c) o_s[warp][h][lane + 32 * c] = acc[h][c];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < nheads * a.dv; i += blockDim.x) {
+        const int h = i / a.dv, dim = i % a.dv;
+        float mx = -INFINITY;
+        for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, m_s[w][h]);
+        float sum = 0.0f, o = 0.0f;
+        for (int w = 0; w < kWarps; ++w) {
+            const float f = m_s[w][h] == -INFINITY ? 0.0f : __expf(m_s[w][h] - mx);
+            sum += l_s[w][h] * f;
+            o += o_s[w][h][dim] * f;
+        }
+        const int head = h0 + h;
+        if (part.splits == 1) {
+            out[ptrdiff_t(t) * a.out_token + ptrdiff_t(head) * a.out_head + dim] =
+                from_float<T>(sum > 0.0f ? o / sum : 0.0f);
+        } else {
+            const size_t r = (size_t(t) * a.nh + head) * part.splits + blockIdx.z;
+            part.o[r * a.dv + dim] = sum > 0.0f ? o / sum : 0.0f;
+            if (dim == 0) {
+                part.m[r] = mx;
+                part.l[r] = sum;
+            }
+        }
+    }
+}
+
+// out row (t, head) = the splits' partial softmaxes merged; a block per (t, head).
+template <typename T>
+__global__ void merge_splits_kernel(T *out, AttentionDims a, SplitOut part) {
+    const int t = blockIdx.x, head = blockIdx.y;
+    const size_t r0 = (size_t(t) * a.nh + head) * part.splits;
+    float mx = -INFINITY;
+    for (int z = 0; z < part.splits; ++z)
+        if (part.l[r0 + z] > 0.0f) mx = fmaxf(mx, part.m[r0 + z]);
+    float sum = 0.0f;
+    for (int z = 0; z < part.splits; ++z)
+        if (part.l[r0 + z] > 0.0f) sum += part.l[r0 + z] * __expf(part.m[r0 + z] - mx);
+    for (int dim = threadIdx.x; dim < a.dv; dim += blockDim.x) {
+        float o = 0.0f;
+        for (int z = 0; z < part.splits; ++z)
+            if (part.l[r0 + z] > 0.0f)
+                o += part.o[(r0 + z) * a.dv + dim] * part.l[r0 + z] * __expf(part.m[r0 + z] - mx);
+        out[ptrdiff_t(t) * a.out_token + ptrdiff_t(head) * a.out_head + dim] =
+            from_float<T>(sum > 0.0f ? o / sum : 0.0f);
+    }
+}
+
+// Launches the attention of a.n query tokens, none reading more than max_keys keys, on
+// the device of the current context (device_id).
+template <typename T, typename KeyAddr>
+void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &a,
+               const KeyAddr &keys, int max_keys, int device_id) {
+    CHECK_ARG(a.d <= 256 && a.dv <= 256, "attention: head dims above 256 are not supported on "
+                                         "the GPU (d ", a.d, ", dv ", a.dv, ")");
+    if (a.n == 0) return;
+    const int group = a.nh / a.nkvh, chunks = (group + kMaxGroup - 1) / kMaxGroup;
+    const int blocks = a.n * a.nkvh * chunks;
+    // Enough blocks for about two waves of the GPU, at least 64 keys a split.
+    constexpr int kTargetBlocks = 2 * 132;
+    int splits = std::max(1, std::min((kTargetBlocks + blocks - 1) / blocks,
+                                      (std::max(max_keys, 1) + 63) / 64));
+    const int per_split = (std::max(max_keys, 1) + splits - 1) / splits;
+    splits = (std::max(max_keys, 1) + per_split - 1) / per_split;
+    tensor_t scratch;
+    SplitOut part{nullptr, nullptr, nullptr, splits};
+    if (splits > 1) {
+        const size_t rows = size_t(a.n) * a.nh * splits;
+        scratch = Tensor::create({rows * (size_t(a.dv) + 2)}, LLAISYS_DTYPE_F32,
+                                 LLAISYS_DEVICE_NVIDIA, device_id);
+        part.o = reinterpret_cast<float *>(scratch->data());
+        part.m = part.o + rows * a.dv;
+        part.l = part.m + rows;
+    }
+    const dim3 grid(unsigned(a.n), unsigned(a.nkvh * chunks), unsigned(splits));
+    const int dc = (std::max(a.d, a.dv) + 31) / 32;
+    if (dc <= 2)
+        attention_kernel<2><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys,
+                                                                per_split, part);
+    else if (dc <= 4)
+        attention_kernel<4><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys,
+                                                                per_split, part);
+    else
+        attention_kernel<8><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys,
+                                                                per_split, part);
+    check_launch("attention");
+    if (splits > 1) {
+        merge_splits_kernel<<<dim3(unsigned(a.n), unsigned(a.nh)), 128, 0, stream()>>>(out, a,
+                                                                                      part);
+        check_launch("attention merge");
+    }
+}
+
+} // namespace llaisys::ops::nvidia

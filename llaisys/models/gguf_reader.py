@@ -9,6 +9,7 @@ one slice each, so a 49k-entry vocabulary parses in milliseconds.
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,10 @@ def read_gguf(path: Path) -> GgufFile:
         raw_type, offset = cur.scalar(4, name), cur.scalar(10, name)
         infos.append((name, ne, raw_type, offset))
 
-    alignment = int(metadata.get("general.alignment", 32))
+    alignment = metadata.get("general.alignment", 32)
+    if isinstance(alignment, bool) or not isinstance(alignment, int) or alignment <= 0:
+        raise CheckpointError(f"{path}: general.alignment must be a positive integer, "
+                              f"got {alignment!r}")
     base = -(-cur.pos // alignment) * alignment
     tensors = {}
     for name, ne, raw_type, offset in infos:
@@ -128,7 +132,7 @@ def read_gguf(path: Path) -> GgufFile:
                 f"{path}: tensor {name!r}: row of {ne[0]} is not a multiple of the "
                 f"{qtype.name} block ({block})")
         row_bytes = ne[0] // block * type_size
-        rows = int(np.prod(ne[1:], dtype=np.int64))
+        rows = math.prod(ne[1:])  # Python ints: a corrupt ne must not overflow
         begin = base + offset
         end = begin + rows * row_bytes
         if end > size:

@@ -7,7 +7,6 @@ config requires is checked for presence and shape when the checkpoint is opened.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,13 @@ from gguf import GGMLQuantizationType
 from gguf.quants import dequantize
 
 from ..tensor import DataType
-from .config import CheckpointError, ModelConfig
+from .config import (
+    CheckpointError,
+    ModelConfig,
+    UnsupportedModelError,
+    config_ids,
+    read_json_object,
+)
 from .gguf_reader import GgufFile, GgufTensor, read_gguf
 from .registry import adapter_for_gguf, adapter_for_hf, gguf_to_hf_name
 from .safetensors_reader import read_safetensors
@@ -88,6 +93,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 def _check_shapes(config: ModelConfig, shapes: dict[str, tuple[int, ...]],
                   where: Callable[[str], str]) -> None:
+    last = f"model.layers.{config.num_layers - 1}.input_layernorm.weight"
+    if last not in shapes:  # before listing every layer's weights: num_layers may be huge
+        raise CheckpointError(f"{where(last)}: missing weight {last!r} (the config has "
+                              f"{config.num_layers} layers)")
     for name, shape in expected_weights(config).items():
         if name not in shapes:
             raise CheckpointError(f"{where(name)}: missing weight {name!r}")
@@ -98,21 +107,15 @@ def _check_shapes(config: ModelConfig, shapes: dict[str, tuple[int, ...]],
 
 # ------------------------------------------------------------ Hugging Face --
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing") from None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: malformed JSON: {e}") from None
-
-
 def _load_hf(path: Path) -> Checkpoint:
-    cfg = _read_json(path / "config.json")
+    cfg = read_json_object(path / "config.json")
     adapter = adapter_for_hf(cfg)
     index = path / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = _read_json(index).get("weight_map", {})
+        weight_map = read_json_object(index).get("weight_map", {})
+        if not isinstance(weight_map, dict) or not all(
+                isinstance(f, str) for f in weight_map.values()):
+            raise CheckpointError(f"{index}: weight_map must map names to file names")
         files = sorted(set(weight_map.values()))
     elif (path / "model.safetensors").is_file():
         files = ["model.safetensors"]
@@ -127,12 +130,11 @@ def _load_hf(path: Path) -> Checkpoint:
     embed = entries.get("model.embed_tokens.weight")
     if embed is None:
         raise CheckpointError(f"{path}: missing weight 'model.embed_tokens.weight'")
-    eos = cfg.get("eos_token_id")
     gen_file = path / "generation_config.json"
     if gen_file.is_file():  # generation may stop on more tokens than config.json names
-        gen_eos = _read_json(gen_file).get("eos_token_id")
-        eos = [*([] if eos is None else [eos] if isinstance(eos, int) else eos),
-               *([] if gen_eos is None else [gen_eos] if isinstance(gen_eos, int) else gen_eos)]
+        eos = (config_ids("config.json", "eos_token_id", cfg.get("eos_token_id"))
+               + config_ids(str(gen_file), "eos_token_id",
+                            read_json_object(gen_file).get("eos_token_id")))
         cfg = cfg | {"eos_token_id": list(dict.fromkeys(eos))}
     config = ModelConfig.from_hf(cfg, architecture=adapter.name,
                                  attention_bias=adapter.attention_bias(cfg), dtype=embed.dtype)
@@ -188,7 +190,13 @@ def _gguf_weight(g: GgufFile, t: GgufTensor, name: str, config: ModelConfig,
 def _load_gguf(path: Path) -> Checkpoint:
     g = read_gguf(path)
     arch = g.metadata.get("general.architecture")
-    adapter = adapter_for_gguf(str(arch))
+    if not isinstance(arch, str):
+        raise CheckpointError(f"{path}: GGUF metadata: general.architecture is missing or "
+                              f"not a string ({arch!r})")
+    try:
+        adapter = adapter_for_gguf(arch)
+    except UnsupportedModelError as e:
+        raise UnsupportedModelError(f"{path}: {e}") from None
     by_hf = {hf: t for t in g.tensors.values() if (hf := gguf_to_hf_name(t.name)) is not None}
     embed = g.tensors.get("token_embd.weight")
     if embed is None:

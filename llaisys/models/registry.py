@@ -44,12 +44,14 @@ def _unsupported(what: str) -> UnsupportedModelError:
 def adapter_for_hf(cfg: Mapping[str, Any]) -> Adapter:
     """The adapter of a config.json: by architectures[0], else by model_type."""
     archs = cfg.get("architectures") or []
+    if not isinstance(archs, list):
+        raise _unsupported(f"architectures {archs!r} (expected a list of class names)")
     if archs:
         if archs[0] not in _BY_HF_ARCHITECTURE:
             raise _unsupported(repr(archs[0]))
         return _BY_HF_ARCHITECTURE[archs[0]]
     model_type = cfg.get("model_type")
-    if model_type not in ADAPTERS:
+    if not isinstance(model_type, str) or model_type not in ADAPTERS:
         raise _unsupported(f"model_type {model_type!r}")
     return ADAPTERS[model_type]
 

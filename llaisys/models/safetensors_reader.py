@@ -47,19 +47,15 @@ def read_safetensors(path: Path) -> dict[str, SafetensorsEntry]:
             header = json.loads(f.read(header_len))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise CheckpointError(f"{path}: malformed safetensors header: {e}") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: malformed safetensors header: not a JSON object")
     header.pop("__metadata__", None)
     base = 8 + header_len
     mm = np.memmap(path, dtype=np.uint8, mode="r") if size > base else np.zeros(0, np.uint8)
     entries = {}
     for name, info in header.items():
-        if info.get("dtype") not in _DTYPES:
-            raise CheckpointError(
-                f"{path}: tensor {name!r} has unsupported dtype {info.get('dtype')!r} "
-                f"(supported: {', '.join(_DTYPES)})")
-        dtype, np_dtype = _DTYPES[info["dtype"]]
-        shape = tuple(int(d) for d in info["shape"])
-        begin, end = (int(o) for o in info["data_offsets"])
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize
+        dtype, np_dtype, shape, (begin, end) = _entry(path, name, info)
+        nbytes = int(np.prod(shape, dtype=object)) * np_dtype.itemsize
         if end - begin != nbytes:
             raise CheckpointError(
                 f"{path}: tensor {name!r} spans {end - begin} bytes, its shape {list(shape)} "
@@ -71,3 +67,27 @@ def read_safetensors(path: Path) -> dict[str, SafetensorsEntry]:
         data = mm[base + begin: base + end].view(np_dtype).reshape(shape)
         entries[name] = SafetensorsEntry(dtype, shape, data)
     return entries
+
+
+def _entry(path: Path, name: str, info: object
+           ) -> tuple[DataType, np.dtype, tuple[int, ...], tuple[int, int]]:
+    """One header entry's dtype, shape and data offsets, checked for type and range."""
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{path}: tensor {name!r} {what}")
+
+    if not isinstance(info, dict):
+        raise bad(f"has a header entry that is not an object: {info!r}")
+    if not isinstance(info.get("dtype"), str) or info["dtype"] not in _DTYPES:
+        raise bad(f"has unsupported dtype {info.get('dtype')!r} (supported: {', '.join(_DTYPES)})")
+    shape, offsets = info.get("shape"), info.get("data_offsets")
+    if not isinstance(shape, list) or not all(_count(d) for d in shape):
+        raise bad(f"has shape {shape!r}, not a list of non-negative integers")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_count(o) for o in offsets)
+            and offsets[0] <= offsets[1]):
+        raise bad(f"has data_offsets {offsets!r}, not [begin, end] with 0 <= begin <= end")
+    dtype, np_dtype = _DTYPES[info["dtype"]]
+    return dtype, np_dtype, tuple(shape), (offsets[0], offsets[1])
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -18,7 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, processors
 from tokenizers import Tokenizer as Backend
 
-from .config import CheckpointError, UnsupportedModelError
+from .config import CheckpointError, UnsupportedModelError, read_json_object
 
 # Split patterns of GGUF tokenizer.ggml.pre values (as llama.cpp / transformers); other
 # values use GPT-2's byte-level split.
@@ -138,7 +138,7 @@ class Tokenizer:
         except Exception as e:  # tokenizers raises a bare Exception on malformed files
             raise CheckpointError(f"{tok_file}: cannot be read: {e}") from None
         cfg_file = path / "tokenizer_config.json"
-        cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
+        cfg = read_json_object(cfg_file) if cfg_file.is_file() else {}
         template = cfg.get("chat_template")
         if isinstance(template, list):  # named templates: [{"name", "template"}]
             template = next((t["template"] for t in template if t["name"] == "default"), None)

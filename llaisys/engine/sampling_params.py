@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+# The core reads temperature, top_p and min_p as float32, top_k as int32 and the seed as
+# uint64: a value valid here must stay valid there, or its whole batch step fails.
+_INT32, _UINT64 = 2**31, 2**64
+
 
 @dataclass
 class SamplingParams:
@@ -36,12 +42,15 @@ class SamplingParams:
             self.stop = [self.stop]
         checks = [
             ("n", _is_int(self.n) and self.n >= 1, "an integer >= 1"),
-            ("temperature", _is_num(self.temperature) and self.temperature >= 0, ">= 0"),
-            ("top_p", _is_num(self.top_p) and 0 < self.top_p <= 1, "in (0, 1]"),
-            ("top_k", _is_int(self.top_k), "an integer (<= 0: off)"),
+            ("temperature", _is_num(self.temperature) and self.temperature >= 0
+             and np.isfinite(_f32(self.temperature)), ">= 0 and finite as a float32"),
+            ("top_p", _is_num(self.top_p) and 0 < self.top_p <= 1 and _f32(self.top_p) > 0,
+             "in (0, 1] (and > 0 as a float32)"),
+            ("top_k", _is_int(self.top_k) and -_INT32 <= self.top_k < _INT32,
+             "a 32-bit integer (<= 0: off)"),
             ("min_p", _is_num(self.min_p) and 0 <= self.min_p <= 1, "in [0, 1]"),
-            ("seed", self.seed is None or (_is_int(self.seed) and self.seed >= 0),
-             "None or an integer >= 0"),
+            ("seed", self.seed is None or (_is_int(self.seed) and 0 <= self.seed < _UINT64),
+             "None or an integer in [0, 2**64)"),
             ("max_tokens", _is_int(self.max_tokens) and self.max_tokens >= 1,
              "an integer >= 1"),
             ("min_tokens", _is_int(self.min_tokens) and 0 <= self.min_tokens,
@@ -81,6 +90,11 @@ class SamplingParams:
 
 def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _f32(v: float) -> float:
+    with np.errstate(over="ignore"):
+        return float(np.float32(v))
 
 
 def _is_num(v: object) -> bool:

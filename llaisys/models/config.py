@@ -83,10 +83,6 @@ class ModelConfig:
                                   f"of num_kv_heads ({self.num_kv_heads})")
         if self.head_dim % 2:
             raise CheckpointError(f"model config: head_dim must be even, got {self.head_dim}")
-        for field in ("rms_norm_eps", "rope_theta"):
-            if not getattr(self, field) > 0:
-                raise CheckpointError(f"model config: {field} must be positive, got "
-                                      f"{getattr(self, field)}")
 
     @classmethod
     def from_hf(cls, cfg: Mapping[str, Any], *, architecture: str, attention_bias: bool,

@@ -193,7 +193,8 @@ def test_config_json_when_values_vary_then_loads_or_typed_error(
         else:
             cfg[key] = value
         cfg_file.write_text(json.dumps(cfg))
-    assert_typed(outcome(worker, model), "config", "model.safetensors", "architecture")
+    assert_typed(outcome(worker, model), "config", "model meta", "model.safetensors",
+                 "architecture")
 
 
 @FUZZ

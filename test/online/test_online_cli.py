@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
@@ -138,3 +139,50 @@ def test_bench_when_name_unknown_then_lists_available_and_fails():
     res = cli("bench", "no-such-bench")
     assert res.returncode == 2
     assert "serving" in res.stderr
+
+
+def test_serve_when_limit_flags_given_then_each_limit_answers_its_4xx_or_503(tiny_model):
+    port = free_port()
+    proc = serve([str(tiny_model), "--kv-cache-tokens", "1024", "--served-model-name", "tiny",
+                  "--api-key", "k3y", "--max-prompt-tokens", "24", "--max-tokens-limit", "200",
+                  "--max-n", "2", "--max-body-bytes", "4096", "--max-num-seqs", "1",
+                  "--max-waiting-requests", "1"], port)
+    auth = {"Authorization": "Bearer k3y", "Content-Type": "application/json"}
+
+    def post(body: dict | str, headers: dict[str, str] = auth) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            data = body if isinstance(body, str) else json.dumps(body)
+            conn.request("POST", "/v1/chat/completions", body=data, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read())
+        finally:
+            conn.close()
+
+    ok = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    try:
+        assert get(port, "/health")[0] == 200
+        for body, headers, status, code, param in [
+            (ok, {"Content-Type": "application/json"}, 401, "invalid_api_key", None),
+            ({**ok, "messages": [{"role": "user", "content": "word " * 40}]}, auth, 400, None,
+             "messages"),
+            ({**ok, "max_tokens": 201}, auth, 400, None, "max_tokens"),
+            ({**ok, "n": 3}, auth, 400, None, "n"),
+            (json.dumps({**ok, "pad": "x" * 5000}), auth, 413, "request_too_large", None),
+        ]:
+            got, resp = post(body, headers)
+            assert got == status, resp
+            assert set(resp["error"]) == {"message", "type", "param", "code"}
+            assert code is None or resp["error"]["code"] == code
+            assert param is None or resp["error"]["param"] == param
+        assert post(ok)[0] == 200
+        # One running and one waiting at most: of 8 long requests sent at once, some get 503.
+        long = {**ok, "max_tokens": 200, "ignore_eos": True}
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: post(long), range(8)))
+        statuses = sorted(status for status, _ in results)
+        assert set(statuses) == {200, 503} and statuses[0] == 200, statuses
+        assert all(r["error"]["code"] == "server_overloaded" for s, r in results if s == 503)
+    finally:
+        out = stop(proc)
+    assert f"http://127.0.0.1:{port}/" in out

@@ -7,6 +7,7 @@ config requires is checked for presence and shape when the checkpoint is opened.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,21 @@ class WeightTensor:
     data: np.ndarray  # contiguous host memory in dtype (raw uint8 blocks when quantized)
     dtype: DataType
     shape: tuple[int, ...]  # logical shape ([rows, cols] for quantized blocks)
+
+
+def drop_mapped_pages(a: np.ndarray) -> None:
+    """Unmaps the whole pages of a read-only file mapping that a covers (a no-op for arrays
+    that do not view one). Reading a again faults the pages back in from the file."""
+    base = a.base
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is None or base.closed:
+        return
+    start = a.ctypes.data - np.frombuffer(base, np.uint8).ctypes.data
+    lo = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
+    hi = (start + a.nbytes) // mmap.PAGESIZE * mmap.PAGESIZE
+    if hi > lo:
+        base.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 def expected_weights(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -75,7 +91,12 @@ class Checkpoint:
         self._tokenizer = tokenizer
 
     def iter_weights(self) -> Iterator[WeightTensor]:
-        return self._weights()
+        """Weights one at a time; once the consumer asks for the next one, the pages of the
+        last one's file mapping leave this process (the core holds its own copy by then), so
+        loading peaks at the loaded weights plus one tensor instead of twice the model."""
+        for w in self._weights():
+            yield w
+            drop_mapped_pages(w.data)
 
     def tokenizer(self) -> Tokenizer:
         return self._tokenizer()

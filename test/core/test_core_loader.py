@@ -156,3 +156,32 @@ def test_malformed_config_when_loaded_then_error_names_file(tmp_path: Path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="config.json: malformed JSON"):
         load_checkpoint(tmp_path)
+
+
+def _mapping_rss_kib(address: int) -> int:
+    """Resident KiB of the mapping of this process that holds address (/proc/self/smaps)."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and head == "Rss:":
+            return int(line.split()[1])
+    raise AssertionError("address not mapped")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux smaps")
+def test_mapped_weight_when_iterated_past_then_its_pages_leave_rss_and_data_reads_back(
+        tmp_path: Path):
+    write_tiny_hf(tmp_path, "qwen2", seed=3)
+    ref = random_weights(tiny_config("qwen2", load_checkpoint(tmp_path).config.vocab_size),
+                         seed=3)
+    ck = load_checkpoint(tmp_path)
+    it = ck.iter_weights()
+    first = next(it)
+    assert float(first.data.sum()) == pytest.approx(float(ref[first.name].sum()))  # touch
+    touched = _mapping_rss_kib(first.data.ctypes.data)
+    next(it)  # the consumer moved on: the first weight's whole pages are dropped
+    assert _mapping_rss_kib(first.data.ctypes.data) < touched
+    np.testing.assert_array_equal(first.data, ref[first.name])

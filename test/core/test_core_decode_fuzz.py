@@ -1,7 +1,9 @@
-"""Fuzzing llaisysModelDecode through the Python bindings, on a tiny random Qwen2 in both KV
-layouts. A case prefills some history, then decodes one batch of chunks that continue it,
-after zero or more mutations of the batch's arrays (token ids, positions, sequence ids,
-output flags, slots, block tables, sampling rows):
+"""Fuzzing llaisysModelDecode and the SLOT sequence operations through the Python bindings,
+on a tiny random Qwen2.
+
+Decode, in both KV layouts: a case prefills some history, then decodes one batch of chunks
+that continue it, after zero or more mutations of the batch's arrays (token ids, positions,
+sequence ids, output flags, slots, block tables, sampling rows):
 
 - nothing crashes (the sanitizer suite runs this file under ASan + UBSan);
 - an unmutated batch gives, for every output row, the logits of its sequence decoded alone;
@@ -9,7 +11,10 @@ output flags, slots, block tables, sampling rows):
   same positions, and a probe decode afterwards gives the untouched cache's logits;
 - an accepted mutated batch returns finite logits and in-vocabulary token ids.
 
-Hypothesis runs a fixed, derandomized budget; cases it once failed on live in
+Sequence operations (decode, remove, copy, keep, clear with valid and invalid ids and
+ranges, ids past one 64-bit tag word) are checked against a model of tagged cells.
+
+Hypothesis runs a fixed, derandomized budget; decode cases worth keeping live in
 corpus/decode/*.json and are replayed first.
 """
 
@@ -178,3 +183,95 @@ def test_stored_case_when_replayed_then_no_crash_and_contract_holds(model, path)
 def test_random_batch_when_decoded_then_matches_alone_or_rejected_with_cache_unchanged(
         model, case):
     check_case(model, case)
+
+
+# ------------------------------------------------------------ SLOT sequence ops --
+
+OPS_SEQS, OPS_CELLS = 70, 24  # sequence ids cross the 64-bit word of a cell's tag set
+SEQ_IDS = st.sampled_from([0, 1, 2, 63, 64, 65, 69, -1, -2, 70, 2**31 - 1, -(2**31)])
+POSITIONS = st.integers(-2, 14)
+SEQ_OPS = st.lists(st.one_of(
+    st.tuples(st.just("decode"), SEQ_IDS, st.integers(1, 4)),
+    st.tuples(st.just("remove"), SEQ_IDS, POSITIONS, POSITIONS),
+    st.tuples(st.just("copy"), SEQ_IDS, SEQ_IDS, POSITIONS, POSITIONS),
+    st.tuples(st.just("keep"), SEQ_IDS),
+    st.tuples(st.just("clear"))), max_size=12)
+
+
+class TaggedCells:
+    """What a SLOT cache should hold: cells of a position and the set of sequences tagging
+    them (include/llaisys/model.h). apply() returns False for an op the cache must refuse."""
+
+    def __init__(self) -> None:
+        self.cells: list[tuple[int, set[int]]] = []
+
+    def pos_max(self, seq: int) -> int:
+        return max((p for p, tags in self.cells if seq in tags), default=-1)
+
+    def apply(self, op: tuple) -> bool:
+        kind, *a = op
+        valid = range(OPS_SEQS)
+        if kind == "decode":
+            seq, n = a
+            if seq not in valid or len(self.cells) + n > OPS_CELLS:
+                return False
+            start = self.pos_max(seq) + 1
+            self.cells += [(start + i, {seq}) for i in range(n)]
+        elif kind == "remove":
+            seq, p0, p1 = a
+            if seq >= OPS_SEQS:
+                return False
+            for p, tags in self.cells:
+                if _in(p, p0, p1):
+                    tags.difference_update(tags if seq < 0 else {seq})
+            self.cells = [(p, t) for p, t in self.cells if t]
+        elif kind == "copy":
+            src, dst, p0, p1 = a
+            if src not in valid or dst not in valid:
+                return False
+            for p, tags in self.cells:
+                if src in tags and _in(p, p0, p1):
+                    tags.add(dst)
+        elif kind == "keep":
+            if a[0] not in valid:
+                return False
+            self.cells = [(p, {a[0]}) for p, tags in self.cells if a[0] in tags]
+        else:
+            self.cells = []
+        return True
+
+
+def _in(p: int, p0: int, p1: int) -> bool:
+    return p >= max(p0, 0) and (p1 < 0 or p < p1)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(ops=SEQ_OPS)
+def test_slot_sequence_ops_when_random_then_cache_matches_a_model_of_tagged_cells(model, ops):
+    run = CacheRunner(model, "slot", n_cells=OPS_CELLS, n_seq_max=OPS_SEQS)
+    want = TaggedCells()
+    for op in ops:
+        before = snapshot_all(run)
+        expected = want.apply(op)
+        try:
+            if op[0] == "decode":
+                seq, n = op[1], op[2]
+                start = run.kv.seq_pos_max(seq) + 1 if 0 <= seq < OPS_SEQS else 0
+                run.decode([SeqChunk(seq, [3] * n, start=start)])
+            elif op[0] == "clear":
+                run.kv.clear()
+            else:
+                getattr(run.kv, f"seq_{op[0]}")(*op[1:])
+        except LlaisysError as e:
+            assert not expected, f"{op} refused: {e}"
+            assert snapshot_all(run) == before, op
+            continue
+        assert expected, f"{op} accepted"
+        assert run.kv.stats().used == len(want.cells), op
+        assert [run.kv.seq_pos_max(s) for s in range(OPS_SEQS)] == [
+            want.pos_max(s) for s in range(OPS_SEQS)], op
+
+
+def snapshot_all(run: CacheRunner) -> tuple:
+    return run.kv.stats(), [run.kv.seq_pos_max(s) for s in range(OPS_SEQS)]

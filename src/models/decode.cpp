@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <iterator>
+#include <string>
 #include <unordered_map>
 
 namespace llaisys::models {
@@ -158,7 +161,8 @@ tensor_t rows(const tensor_t &t, size_t n) { return t->slice(0, 0, n); }
 
 template <typename T>
 tensor_t Model::upload(tensor_t &buf, llaisysDataType_t dtype, const std::vector<T> &host) const {
-    if (!buf || buf->numel() < host.size()) buf = new_tensor({std::max<size_t>(host.size(), 1)}, dtype);
+    if (!buf || buf->numel() < host.size()) // grow by doubling: graph steps keep their buffers
+        buf = new_tensor({std::max<size_t>({host.size(), 1, buf ? 2 * buf->numel() : 0})}, dtype);
     tensor_t v = rows(buf, host.size());
     v->load(host.data());
     return v;
@@ -210,17 +214,27 @@ void Model::finish_layer(const Layer &w, const tensor_t &x, const tensor_t &attn
     ops::add(x, x, o);
 }
 
-tensor_t Model::forward(KvCache &kv, const Step &s, size_t &layers_backed_up) {
+Model::StepInputs Model::upload_step(const Step &s) {
+    StepInputs in;
+    in.tokens = upload(ws_.tokens_i, LLAISYS_DTYPE_I64, s.tokens);
+    in.pos = upload(ws_.pos_i, LLAISYS_DTYPE_I64, s.pos);
+    in.cells = upload(ws_.cells_i, LLAISYS_DTYPE_I64, s.cells);
+    in.keys = KeyMap{upload(ws_.key_table_i, LLAISYS_DTYPE_I32, s.key_table),
+                     upload(ws_.key_row_i, LLAISYS_DTYPE_I64, s.key_row),
+                     upload(ws_.n_keys_i, LLAISYS_DTYPE_I32, s.n_keys), s.block_size,
+                     size_t(*std::max_element(s.n_keys.begin(), s.n_keys.end())), nullptr};
+    if (!s.out_rows.empty() && s.out_rows.size() < s.n)
+        in.out_rows = upload(ws_.out_rows_i, LLAISYS_DTYPE_I64, s.out_rows);
+    return in;
+}
+
+tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
+                        size_t &layers_backed_up) {
     const LlaisysModelMeta &m = meta_;
     const size_t n = s.n;
     const bool block = kv.layout() == LLAISYS_KV_LAYOUT_BLOCK;
-    tensor_t tokens = upload(ws_.tokens_i, LLAISYS_DTYPE_I64, s.tokens);
-    tensor_t pos = upload(ws_.pos_i, LLAISYS_DTYPE_I64, s.pos);
-    tensor_t cells = upload(ws_.cells_i, LLAISYS_DTYPE_I64, s.cells);
-    const KeyMap keys{upload(ws_.key_table_i, LLAISYS_DTYPE_I32, s.key_table),
-                      upload(ws_.key_row_i, LLAISYS_DTYPE_I64, s.key_row),
-                      upload(ws_.n_keys_i, LLAISYS_DTYPE_I32, s.n_keys), s.block_size,
-                      size_t(*std::max_element(s.n_keys.begin(), s.n_keys.end()))};
+    const tensor_t &tokens = in.tokens, &pos = in.pos, &cells = in.cells;
+    const KeyMap &keys = in.keys;
     const tensor_t x = rows(ws_.x, n), xn = rows(ws_.xn, n);
     const tensor_t q = rows(ws_.q, n), k = rows(ws_.k, n), v = rows(ws_.v, n);
     const tensor_t attn = rows(ws_.attn, n);
@@ -253,21 +267,26 @@ tensor_t Model::forward(KvCache &kv, const Step &s, size_t &layers_backed_up) {
         }
         // The rest of the last layer only matters for the rows that produce outputs.
         if (n_out == 0) return nullptr;
-        const tensor_t idx = upload(ws_.out_rows_i, LLAISYS_DTYPE_I64, s.out_rows);
         const tensor_t out_x = rows(ws_.out_x, n_out), out_attn = rows(q2, n_out);
-        gather_rows(out_x, x, idx);
-        gather_rows(out_attn, attn2, idx);
+        gather_rows(out_x, x, in.out_rows);
+        gather_rows(out_attn, attn2, in.out_rows);
         finish_layer(w, out_x, out_attn);
         return out_x;
     }
     return s.out_rows.empty() ? nullptr : x;
 }
 
-void Model::write_outputs(const tensor_t &out_x, const LlaisysBatch &b) {
+tensor_t Model::logits_of(const tensor_t &out_x) {
     const size_t n_out = out_x->dim(0);
     const tensor_t out_xn = rows(ws_.out_xn, n_out), logits = rows(ws_.logits, n_out);
     ops::rms_norm(out_xn, out_x, norm_, meta_.rms_norm_eps);
     ops::linear(logits, out_xn, meta_.tie_word_embeddings ? embed_ : lm_head_, nullptr);
+    return logits;
+}
+
+void Model::write_outputs(const tensor_t &out_x, const LlaisysBatch &b) {
+    const size_t n_out = out_x->dim(0);
+    const tensor_t logits = logits_of(out_x);
     if (b.sampling) {
         const tensor_t ids = rows(ws_.out_ids, n_out);
         ops::sample(ids, logits, b.sampling);
@@ -299,12 +318,15 @@ void Model::decode(KvCache &kv, const LlaisysBatch &batch) {
     check_weights();
     Step s = validate(meta_, kv, batch);
     const bool block = kv.layout() == LLAISYS_KV_LAYOUT_BLOCK;
+    if (graph_step(kv, s, batch)) return decode_graph(kv, s, batch);
     reserve(s.n, s.out_rows.size(), block);
     if (!block) s.cells = kv.allocate(s.pos, s.seq); // LLAISYS_ERR_NO_KV_SPACE: nothing taken
     size_t layers_backed_up = 0;
     try {
         if (!block) slot_key_map(kv, s);
-        if (const tensor_t out_x = forward(kv, s, layers_backed_up)) write_outputs(out_x, batch);
+        const StepInputs in = upload_step(s);
+        if (const tensor_t out_x = forward(kv, s, in, layers_backed_up))
+            write_outputs(out_x, batch);
     } catch (...) {
         if (block)
             restore(kv, s.n, layers_backed_up);
@@ -314,6 +336,110 @@ void Model::decode(KvCache &kv, const LlaisysBatch &batch) {
     }
     if (block) kv.mark_written(s.cells);
     kv.update_peak();
+}
+
+// Batch sizes with a graph of their own; a step pads its batch to the next one.
+constexpr size_t kGraphSizes[] = {1,  2,  4,  8,  16,  24,  32,  48,  64,  80,  96,
+                                  112, 128, 144, 160, 176, 192, 208, 224, 240, 256};
+
+bool Model::graph_step(const KvCache &kv, const Step &s, const LlaisysBatch &b) const {
+#ifdef LLAISYS_ENABLE_NVIDIA
+    static const bool enabled = [] {
+        const char *env = std::getenv("LLAISYS_CUDA_GRAPHS");
+        return !env || std::string(env) != "0";
+    }();
+    if (!enabled || device_ != LLAISYS_DEVICE_NVIDIA || kv.layout() != LLAISYS_KV_LAYOUT_BLOCK ||
+        !b.sampling || b.out_logits || s.out_rows.size() != s.n ||
+        s.n > kGraphSizes[std::size(kGraphSizes) - 1])
+        return false;
+    std::vector<int32_t> seqs = s.seq; // one token of each sequence: a decode step
+    std::sort(seqs.begin(), seqs.end());
+    return std::adjacent_find(seqs.begin(), seqs.end()) == seqs.end();
+#else
+    (void)kv, (void)s, (void)b;
+    return false;
+#endif
+}
+
+std::vector<const void *> Model::graph_buffers(const KvCache &kv) const {
+    std::vector<const void *> p;
+    auto add = [&](const tensor_t &t) { p.push_back(t ? t->data() : nullptr); };
+    for (const tensor_t *t : {&ws_.x, &ws_.xn, &ws_.q, &ws_.k, &ws_.v, &ws_.attn, &ws_.o,
+                              &ws_.gate, &ws_.up, &ws_.act, &ws_.out_xn, &ws_.logits,
+                              &ws_.out_ids, &ws_.tokens_i, &ws_.pos_i, &ws_.cells_i,
+                              &ws_.key_row_i, &ws_.n_keys_i, &ws_.key_table_i, &ws_.params_u8,
+                              &ws_.attn_scratch, &embed_, &norm_, &lm_head_})
+        add(*t);
+    for (size_t l = 0; l < meta_.n_layer; ++l) {
+        add(ws_.backup_k[l]);
+        add(ws_.backup_v[l]);
+        add(kv.k(l));
+        add(kv.v(l));
+        const Layer &w = layers_[l];
+        for (const tensor_t *t : {&w.input_norm, &w.post_norm, &w.q, &w.k, &w.v, &w.o,
+                                  &w.q_bias, &w.k_bias, &w.v_bias, &w.gate, &w.up, &w.down})
+            add(*t);
+    }
+    return p;
+}
+
+// The step padded to a graph size by repeating its first token (same cell, same values:
+// the duplicate writes agree), replayed from the graph of that size.
+void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
+#ifdef LLAISYS_ENABLE_NVIDIA
+    const size_t n = s.n;
+    const size_t nb = *std::lower_bound(std::begin(kGraphSizes), std::end(kGraphSizes), n);
+    const std::vector<int64_t> cells = s.cells;
+    std::vector<LlaisysSamplingParams> params(b.sampling, b.sampling + n);
+    for (size_t i = n; i < nb; ++i) {
+        s.tokens.push_back(s.tokens[0]);
+        s.pos.push_back(s.pos[0]);
+        s.seq.push_back(s.seq[0]);
+        s.cells.push_back(s.cells[0]);
+        s.key_row.push_back(s.key_row[0]);
+        s.n_keys.push_back(s.n_keys[0]);
+        params.push_back(params[0]);
+    }
+    s.n = nb;
+    s.out_rows.resize(nb);
+    for (size_t i = 0; i < nb; ++i) s.out_rows[i] = int64_t(i);
+    const size_t max_nb = kGraphSizes[std::size(kGraphSizes) - 1];
+    reserve(max_nb, max_nb, true);
+    const LlaisysModelMeta &m = meta_;
+    if (!ws_.attn_scratch) {
+        ws_.attn_scratch = new_tensor(
+            {attention_scratch_floats(device_, max_nb, m.n_head, m.head_dim)}, LLAISYS_DTYPE_F32);
+        const size_t cols = (m.max_position + s.block_size - 1) / s.block_size;
+        ws_.key_table_i = new_tensor({std::max(max_nb * cols, s.key_table.size())},
+                                     LLAISYS_DTYPE_I32);
+        ws_.params_u8 = new_tensor({max_nb * sizeof(LlaisysSamplingParams)}, LLAISYS_DTYPE_U8);
+    }
+    StepInputs in = upload_step(s);
+    // The attention's split over the keys follows the longest context rounded up to a power
+    // of two: one graph per batch size and context bucket.
+    size_t bucket = 64;
+    while (bucket < in.keys.max_keys) bucket *= 2;
+    in.keys.max_keys = bucket;
+    in.keys.scratch = ws_.attn_scratch;
+    const tensor_t params_dev = rows(ws_.params_u8, nb * sizeof(LlaisysSamplingParams));
+    params_dev->load(params.data());
+    const tensor_t ids = rows(ws_.out_ids, nb);
+    size_t layers_backed_up = m.n_layer;
+    try {
+        graphs_.run(nb << 32 | bucket, graph_buffers(kv), [&] {
+            size_t layers = 0;
+            ops::sample(ids, logits_of(forward(kv, s, in, layers)), params_dev);
+        });
+        rows(ws_.out_ids, n)->read(b.out_token);
+    } catch (...) {
+        restore(kv, nb, layers_backed_up);
+        throw;
+    }
+    kv.mark_written(cells);
+    kv.update_peak();
+#else
+    (void)kv, (void)s, (void)b;
+#endif
 }
 
 } // namespace llaisys::models

@@ -97,11 +97,23 @@ void paged_attention(tensor_t out, tensor_t q, tensor_t k_cache, tensor_t v_cach
                                        reinterpret_cast<const int64_t *>(keys.row->data()),
                                        reinterpret_cast<const int32_t *>(keys.n_keys->data()),
                                        keys.block_size, s, scale, out->dtype(), keys.max_keys,
-                                       out->device_id());
+                                       out->device_id(),
+                                       keys.scratch ? reinterpret_cast<float *>(
+                                                          keys.scratch->data())
+                                                    : nullptr,
+                                       keys.scratch ? keys.scratch->numel() : 0);
 #endif
     default:
         ops::unsupported_device(op, out);
     }
+}
+
+size_t attention_scratch_floats(llaisysDeviceType_t device, size_t n, size_t nh, size_t dv) {
+#ifdef LLAISYS_ENABLE_NVIDIA
+    if (device == LLAISYS_DEVICE_NVIDIA) return nvidia::attention_scratch_floats(n, nh, dv);
+#endif
+    (void)device, (void)n, (void)nh, (void)dv;
+    return 0;
 }
 
 } // namespace llaisys::models

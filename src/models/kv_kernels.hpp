@@ -22,7 +22,13 @@ struct KeyMap {
     tensor_t n_keys;   // I32 [n]
     size_t block_size; // >= 1
     size_t max_keys;   // >= every n_keys (sizes the GPU's split over the keys)
+    tensor_t scratch;  // F32 [attention_scratch_floats(...)] for the GPU's split partials,
+                       // or null: taken from the allocator per call
 };
+
+// Scratch the GPU's paged attention needs for n tokens of nh heads of dv dims, whatever
+// the context lengths (0 on the CPU).
+size_t attention_scratch_floats(llaisysDeviceType_t device, size_t n, size_t nh, size_t dv);
 
 // out [n, nh, dv] = softmax(q . k^T * scale) v per token over its keys; q [n, nh, d],
 // k_cache [cells, nkvh, d], v_cache [cells, nkvh, dv], nh a multiple of nkvh.

@@ -4,7 +4,11 @@
 
 #include "llaisys/model.h"
 #include "models/kv_cache.hpp"
+#include "models/kv_kernels.hpp"
 #include "tensor/tensor.hpp"
+#ifdef LLAISYS_ENABLE_NVIDIA
+#include "models/nvidia/step_graph.hpp"
+#endif
 
 #include <string>
 #include <unordered_map>
@@ -45,6 +49,14 @@ private:
         tensor_t out_x, out_xn, logits, out_ids;          // [outputs, ...]
         // Step metadata, each grown on its own.
         tensor_t tokens_i, pos_i, cells_i, out_rows_i, key_row_i, n_keys_i, key_table_i;
+        tensor_t params_u8;    // sampling params of a graph step, on the device
+        tensor_t attn_scratch; // split partials of a graph step's attention
+    };
+    // A step's metadata on the device.
+    struct StepInputs {
+        tensor_t tokens, pos, cells;
+        KeyMap keys;
+        tensor_t out_rows; // when only some rows produce outputs
     };
 
     void add_weight(std::string name, std::vector<size_t> shape, bool projection, tensor_t *dst);
@@ -53,13 +65,20 @@ private:
     // Grows buf to hold host and copies host into its first host.size() elements.
     template <typename T>
     tensor_t upload(tensor_t &buf, llaisysDataType_t dtype, const std::vector<T> &host) const;
+    StepInputs upload_step(const Step &step);
     // Runs the layers, writing the batch's K/V; returns the hidden rows of the output
-    // tokens (null when there are none).
-    tensor_t forward(KvCache &kv, const Step &step, size_t &layers_backed_up);
+    // tokens (null when there are none). Launches work only (a graph step captures it).
+    tensor_t forward(KvCache &kv, const Step &step, const StepInputs &in,
+                     size_t &layers_backed_up);
+    tensor_t logits_of(const tensor_t &out_x);
     // Attention output projection, residual and MLP of one layer over the rows of x.
     void finish_layer(const Layer &w, const tensor_t &x, const tensor_t &attn);
     void write_outputs(const tensor_t &out_x, const LlaisysBatch &batch);
     void restore(KvCache &kv, size_t n, size_t layers);
+    // GPU decode steps of one new token per sequence, all sampled, run as CUDA graphs.
+    bool graph_step(const KvCache &kv, const Step &step, const LlaisysBatch &batch) const;
+    void decode_graph(KvCache &kv, Step &step, const LlaisysBatch &batch);
+    std::vector<const void *> graph_buffers(const KvCache &kv) const;
 
     LlaisysModelMeta meta_;
     llaisysDeviceType_t device_;
@@ -69,6 +88,9 @@ private:
     std::vector<WeightSlot> weights_; // every required weight, in upload-name order
     std::unordered_map<std::string, size_t> weight_index_;
     Workspace ws_;
+#ifdef LLAISYS_ENABLE_NVIDIA
+    nvidia::StepGraphs graphs_;
+#endif
 };
 
 } // namespace llaisys::models

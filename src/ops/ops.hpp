@@ -17,5 +17,8 @@ void self_attention(tensor_t out, tensor_t q, tensor_t k, tensor_t v, float scal
 void swiglu(tensor_t out, tensor_t gate, tensor_t up);
 void rearrange(tensor_t out, tensor_t in);
 void sample(tensor_t out_ids, tensor_t logits, const LlaisysSamplingParams *params);
+// The same with the params already in a U8 tensor on the logits' device, checked by the
+// caller (no copy: a decode step captured as a CUDA graph samples this way).
+void sample(tensor_t out_ids, tensor_t logits, const tensor_t &params);
 
 } // namespace llaisys::ops

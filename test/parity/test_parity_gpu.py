@@ -21,8 +21,10 @@ from test.parity.helpers import greedy_with_logits
 from test.utils.tiny_models import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
-# dtype -> (max |logits - reference| relative to the reference's max, near-tie margin)
-TOLERANCE = {"float32": (1e-4, 1e-4), "bfloat16": (0.05, 0.05)}
+# dtype -> (max |logits - reference| relative to the reference's max, near-tie margin in
+# logits). bf16: two implementations round at different points; over 28 layers of the
+# 1.5B shape their logits drift by about 0.1, so top-2 gaps below 0.15 are ties.
+TOLERANCE = {"float32": (1e-4, 1e-4), "bfloat16": (0.05, 0.15)}
 
 
 @pytest.fixture(autouse=True)

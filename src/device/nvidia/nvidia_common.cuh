@@ -15,9 +15,10 @@ inline void check_cuda(cudaError_t err, const char *what) {
     if (err != cudaSuccess) fail(LLAISYS_ERR_DEVICE, what, ": ", cudaGetErrorString(err));
 }
 
-// Every kernel, copy and cuBLAS call runs on the legacy default stream, so a synchronous
-// copy (Tensor::load/read) is ordered after the kernels before it without extra events.
-inline cudaStream_t stream() { return cudaStreamLegacy; }
+// The one stream of the current device that every kernel, copy (the runtime table's
+// memcpy_sync too) and cuBLAS call runs on: work is ordered without events, a freed block
+// can be reused at once, and a decode step can be captured as a CUDA graph.
+cudaStream_t stream();
 
 inline void check_launch(const char *op) { check_cuda(cudaGetLastError(), op); }
 

@@ -143,8 +143,11 @@ void free_host(void *ptr) {
     if (ptr) check_cuda(cudaFreeHost(ptr), "cudaFreeHost");
 }
 
+// On the device's stream, so the copy is ordered after the kernels queued before it.
 void memcpy_sync(void *dst, const void *src, size_t size, llaisysMemcpyKind_t kind) {
-    if (size) check_cuda(cudaMemcpy(dst, src, size, cuda_kind(kind)), "cudaMemcpy");
+    if (!size) return;
+    check_cuda(cudaMemcpyAsync(dst, src, size, cuda_kind(kind), stream()), "cudaMemcpyAsync");
+    check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
 }
 
 void memcpy_async(void *dst, const void *src, size_t size, llaisysMemcpyKind_t kind,
@@ -161,6 +164,18 @@ const LlaisysRuntimeAPI api = {device_count,  set_device,  synchronize,        c
 } // namespace
 
 const LlaisysRuntimeAPI *runtime_api() { return &api; }
+
+cudaStream_t stream() {
+    static std::mutex mutex;
+    static auto *streams = new std::vector<cudaStream_t>();
+    int dev = 0;
+    check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
+    std::lock_guard<std::mutex> lock(mutex);
+    if (size_t(dev) >= streams->size()) streams->resize(size_t(dev) + 1, nullptr);
+    cudaStream_t &s = (*streams)[size_t(dev)];
+    if (!s) check_cuda(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+    return s;
+}
 
 void memory_info(int device_id, size_t *free_bytes, size_t *total_bytes) {
     set_device(device_id);

@@ -65,7 +65,8 @@ void gather_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_
 void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,
                      const std::byte *v_cache, const int32_t *table, const int64_t *row,
                      const int32_t *n_keys, size_t block_size, const cpu::AttentionShape &s,
-                     float scale, llaisysDataType_t dtype, size_t max_keys, int device_id) {
+                     float scale, llaisysDataType_t dtype, size_t max_keys, int device_id,
+                     float *scratch, size_t scratch_floats) {
     const int nh = int(s.nh), nkvh = int(s.nkvh), d = int(s.d), dv = int(s.dv);
     const ops::nvidia::AttentionDims a{int(s.n), nh,     nkvh,   d,     dv,
                                        nh * dv,  dv,     nh * d, d,     d,
@@ -77,8 +78,13 @@ void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cach
         ops::nvidia::attention(reinterpret_cast<T *>(out), reinterpret_cast<const T *>(q),
                                reinterpret_cast<const T *>(k_cache),
                                reinterpret_cast<const T *>(v_cache), a, keys, int(max_keys),
-                               device_id);
+                               device_id, scratch, scratch_floats);
     });
+}
+
+// n * splits <= n + kTargetBlocks (attention_splits), each split row dv + 2 floats.
+size_t attention_scratch_floats(size_t n, size_t nh, size_t dv) {
+    return nh * (n + size_t(ops::nvidia::kTargetBlocks)) * (dv + 2);
 }
 
 } // namespace llaisys::models::nvidia

@@ -10,10 +10,15 @@ void scatter_rows(std::byte *dst, const int64_t *idx, const std::byte *src, size
 void gather_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n,
                  size_t row_bytes);
 
-// max_keys bounds n_keys (host knowledge: it sizes the split over the keys).
+// max_keys bounds n_keys (host knowledge: it sizes the split over the keys); scratch
+// (scratch_floats >= attention_scratch_floats) holds the splits' partials, or is null.
 void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,
                      const std::byte *v_cache, const int32_t *table, const int64_t *row,
                      const int32_t *n_keys, size_t block_size, const cpu::AttentionShape &s,
-                     float scale, llaisysDataType_t dtype, size_t max_keys, int device_id);
+                     float scale, llaisysDataType_t dtype, size_t max_keys, int device_id,
+                     float *scratch, size_t scratch_floats);
+
+// Scratch floats that cover any split of n tokens of nh heads of dv dims.
+size_t attention_scratch_floats(size_t n, size_t nh, size_t dv);
 
 } // namespace llaisys::models::nvidia

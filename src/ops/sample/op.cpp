@@ -40,9 +40,31 @@ void sample(tensor_t out_ids, tensor_t logits, const LlaisysSamplingParams *para
         return cpu::sample(reinterpret_cast<int64_t *>(out_ids->data()), logits->data(),
                            logits->dtype(), rows, vocab, row_stride(logits), params);
 #ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA: { // the kernel reads the params from device memory
+        const tensor_t on_device = Tensor::create({rows * sizeof(LlaisysSamplingParams)},
+                                                  LLAISYS_DTYPE_U8, LLAISYS_DEVICE_NVIDIA,
+                                                  logits->device_id());
+        on_device->load(params);
+        return sample(out_ids, logits, on_device);
+    }
+#endif
+    default:
+        unsupported_device("sample", logits);
+    }
+}
+
+void sample(tensor_t out_ids, tensor_t logits, const tensor_t &params) {
+    switch (logits->device_type()) {
+    case LLAISYS_DEVICE_CPU:
+        return cpu::sample(reinterpret_cast<int64_t *>(out_ids->data()), logits->data(),
+                           logits->dtype(), logits->dim(0), logits->dim(1), row_stride(logits),
+                           reinterpret_cast<const LlaisysSamplingParams *>(params->data()));
+#ifdef LLAISYS_ENABLE_NVIDIA
     case LLAISYS_DEVICE_NVIDIA:
         return nvidia::sample(reinterpret_cast<int64_t *>(out_ids->data()), logits->data(),
-                              logits->dtype(), rows, vocab, row_stride(logits), params);
+                              logits->dtype(), logits->dim(0), logits->dim(1),
+                              row_stride(logits),
+                              reinterpret_cast<const LlaisysSamplingParams *>(params->data()));
 #endif
     default:
         unsupported_device("sample", logits);

@@ -24,12 +24,20 @@ void embedding(std::byte *out, const int64_t *index, const std::byte *weight, si
                size_t vocab, size_t row_bytes) {
     if (n == 0) return;
     // The ids are checked on the host: a few bytes against a silent out-of-bounds read.
-    std::vector<int64_t> ids(n);
-    check_cuda(cudaMemcpy(ids.data(), index, n * sizeof(int64_t), cudaMemcpyDeviceToHost),
-               "embedding: index copy");
-    for (size_t i = 0; i < n; ++i)
-        CHECK_ARG(ids[i] >= 0 && uint64_t(ids[i]) < vocab, "embedding: index ", ids[i],
-                  " at ", i, " out of range [0, ", vocab, ")");
+    // Not while a decode step is being captured as a graph: no copy may run then, and the
+    // decoder has checked its token ids already.
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    check_cuda(cudaStreamIsCapturing(stream(), &capturing), "cudaStreamIsCapturing");
+    if (capturing == cudaStreamCaptureStatusNone) {
+        std::vector<int64_t> ids(n);
+        check_cuda(cudaMemcpyAsync(ids.data(), index, n * sizeof(int64_t),
+                                   cudaMemcpyDeviceToHost, stream()),
+                   "embedding: index copy");
+        check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
+        for (size_t i = 0; i < n; ++i)
+            CHECK_ARG(ids[i] >= 0 && uint64_t(ids[i]) < vocab, "embedding: index ", ids[i],
+                      " at ", i, " out of range [0, ", vocab, ")");
+    }
     if (row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0 &&
         reinterpret_cast<uintptr_t>(weight) % 16 == 0)
         gather_kernel<<<unsigned(n), 128, 0, stream()>>>(

@@ -27,9 +27,13 @@ cublasHandle_t handle() {
     std::lock_guard<std::mutex> lock(mutex);
     if (size_t(device) >= handles->size()) handles->resize(size_t(device) + 1, nullptr);
     cublasHandle_t &h = (*handles)[size_t(device)];
-    if (!h) {
+    if (!h) { // a workspace of its own, so a captured graph never has cuBLAS allocate
+        constexpr size_t kWorkspace = size_t(32) << 20;
+        void *workspace = nullptr;
+        check_cuda(cudaMalloc(&workspace, kWorkspace), "cudaMalloc (cuBLAS workspace)");
         check_cublas(cublasCreate(&h), "cublasCreate");
         check_cublas(cublasSetStream(h, stream()), "cublasSetStream");
+        check_cublas(cublasSetWorkspace(h, workspace, kWorkspace), "cublasSetWorkspace");
     }
     return h;
 }
@@ -39,6 +43,89 @@ template <typename T> __global__ void fill_bias_kernel(T *out, const T *bias, si
     for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < m * n;
          i += size_t(gridDim.x) * blockDim.x)
         out[i] = bias[i % n];
+}
+
+// Decode-sized products (m <= kGemvRows rows of x) read W once at full bandwidth, where
+// cuBLAS's GEMM tiles leave much of it unused: a warp per output column, 16-byte loads of
+// W streamed once, every x row dotted against them in f32, bias added on the way out.
+constexpr int kGemvRows = 8;
+constexpr int kGemvWarps = 8;
+
+__device__ __forceinline__ void unpack(const uint4 &v, float (&f)[8], __nv_bfloat16) {
+    const auto *p = reinterpret_cast<const __nv_bfloat162 *>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float2 t = __bfloat1622float2(p[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+
+__device__ __forceinline__ void unpack(const uint4 &v, float (&f)[8], __half) {
+    const auto *p = reinterpret_cast<const __half2 *>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float2 t = __half22float2(p[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+
+__device__ __forceinline__ void unpack(const uint4 &v, float (&f)[4], float) {
+    f[0] = __uint_as_float(v.x);
+    f[1] = __uint_as_float(v.y);
+    f[2] = __uint_as_float(v.z);
+    f[3] = __uint_as_float(v.w);
+}
+
+template <typename T, int M>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv_kernel(T *out, const T *x, size_t ldx, const T *w, const T *bias, int n, int k) {
+    constexpr int V = 16 / sizeof(T);
+    const int lane = threadIdx.x & 31;
+    const int col = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
+    if (col >= n) return;
+    const T *wr = w + size_t(col) * k;
+    float acc[M];
+#pragma unroll
+    for (int j = 0; j < M; ++j) acc[j] = 0.0f;
+#pragma unroll 4
+    for (int c = lane * V; c < k; c += 32 * V) {
+        float wf[V], xf[V];
+        unpack(__ldcs(reinterpret_cast<const uint4 *>(wr + c)), wf, T());
+#pragma unroll
+        for (int j = 0; j < M; ++j) {
+            unpack(__ldg(reinterpret_cast<const uint4 *>(x + j * ldx + c)), xf, T());
+#pragma unroll
+            for (int e = 0; e < V; ++e) acc[j] = fmaf(wf[e], xf[e], acc[j]);
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < M; ++j) acc[j] = warp_sum(acc[j]);
+    if (lane == 0) {
+        const float b = bias ? to_float(bias[col]) : 0.0f;
+#pragma unroll
+        for (int j = 0; j < M; ++j) out[size_t(j) * n + col] = from_float<T>(acc[j] + b);
+    }
+}
+
+template <typename T, int M = 1> void launch_gemv(const cpu::LinearOperands &op) {
+    if constexpr (M < kGemvRows) {
+        if (int(op.m) > M) return launch_gemv<T, M + 1>(op);
+    }
+    gemv_kernel<T, M><<<unsigned((op.n + kGemvWarps - 1) / kGemvWarps), kGemvWarps * 32, 0,
+                         stream()>>>(
+        reinterpret_cast<T *>(op.out), reinterpret_cast<const T *>(op.x), op.ldx,
+        reinterpret_cast<const T *>(op.w), reinterpret_cast<const T *>(op.bias), int(op.n),
+        int(op.k));
+    check_launch("linear (gemv)");
+}
+
+bool gemv_fits(const cpu::LinearOperands &op) {
+    const size_t v = 16 / dtype_size(op.wtype);
+    auto aligned = [](const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    return op.m <= size_t(kGemvRows) && op.k % v == 0 && (op.m == 1 || op.ldx % v == 0) &&
+           aligned(op.x) && aligned(op.w) && op.n < (size_t(1) << 31);
 }
 
 cudaDataType_t cuda_type(llaisysDataType_t dtype) {
@@ -58,6 +145,10 @@ cudaDataType_t cuda_type(llaisysDataType_t dtype) {
 
 void linear(const cpu::LinearOperands &op) {
     const cudaDataType_t type = cuda_type(op.wtype);
+    if (gemv_fits(op))
+        return dispatch_cuda_float(op.wtype, "linear", [&](auto tag) {
+            launch_gemv<std::remove_pointer_t<decltype(tag)>>(op);
+        });
     if (op.bias)
         dispatch_cuda_float(op.wtype, "linear", [&](auto tag) {
             using T = std::remove_pointer_t<decltype(tag)>;

@@ -1,7 +1,6 @@
 #include "ops/sample/nvidia/sample_nvidia.hpp"
 
 #include "ops/argmax/nvidia/argmax_nvidia.cuh"
-#include "tensor/tensor.hpp"
 
 #include <cub/block/block_scan.cuh>
 
@@ -124,16 +123,10 @@ __global__ void __launch_bounds__(kThreads)
 void sample(int64_t *out_ids, const std::byte *logits, llaisysDataType_t dtype, size_t rows,
             size_t vocab, ptrdiff_t row_stride, const LlaisysSamplingParams *params) {
     if (rows == 0) return;
-    int device = 0;
-    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-    const size_t bytes = rows * sizeof(LlaisysSamplingParams);
-    tensor_t dev_params = Tensor::create({bytes}, LLAISYS_DTYPE_U8, LLAISYS_DEVICE_NVIDIA, device);
-    dev_params->load(params);
     dispatch_cuda_float(dtype, "sample", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
         sample_kernel<<<unsigned(rows), kThreads, 0, stream()>>>(
-            out_ids, reinterpret_cast<const T *>(logits), vocab, row_stride,
-            reinterpret_cast<const LlaisysSamplingParams *>(dev_params->data()));
+            out_ids, reinterpret_cast<const T *>(logits), vocab, row_stride, params);
     });
     check_launch("sample");
 }

@@ -5,8 +5,8 @@
 
 namespace llaisys::ops::nvidia {
 
-// One token id per row of logits [rows, vocab] (rows row_stride elements apart, on the
-// device) under params[row] (host memory); out_ids on the device. The filters keep every
+// One token id per row of logits [rows, vocab] (rows row_stride elements apart) under
+// params[row]; every pointer is device memory. The filters keep every
 // token tied with the last one kept, and the draw walks the kept tokens in id order, so
 // a seed gives the CPU's id only when no ties or order matter.
 void sample(int64_t *out_ids, const std::byte *logits, llaisysDataType_t dtype, size_t rows,

@@ -5,12 +5,16 @@
 //
 // Grid: x = query token, y = (kv head, chunk of up to kMaxGroup of its query heads),
 // z = split of the token's keys (flash-decoding: short batches of long contexts spread
-// over the GPU, their partial softmaxes merged by a second kernel). A block of kWarps
+// over the GPU, their partial softmaxes merged by a second kernel). Each token's keys are
+// cut into gridDim.z equal parts of its own length, so the grid depends on the batch
+// size alone and a captured graph serves every context length. A block of kWarps
 // warps walks its keys one per warp; a lane owns dims lane, lane + 32, ... of the head.
 #pragma once
 
 #include "device/nvidia/nvidia_common.cuh"
 #include "tensor/tensor.hpp"
+
+#include <algorithm>
 
 namespace llaisys::ops::nvidia {
 
@@ -18,6 +22,8 @@ using namespace device::nvidia;
 
 constexpr int kWarps = 4;
 constexpr int kMaxGroup = 8; // query heads per block
+constexpr int kTargetBlocks = 8 * 132; // 8 resident blocks per SM of an H100/H200
+constexpr int kMaxSplits = 64;
 
 struct AttentionDims {
     int n, nh, nkvh, d, dv;
@@ -35,7 +41,7 @@ struct SplitOut {
 template <int DC, typename T, typename KeyAddr>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_kernel(T *out, const T *q, const T *k, const T *v, AttentionDims a, KeyAddr keys,
-                     int keys_per_split, SplitOut part) {
+                     SplitOut part) {
     __shared__ float q_s[kMaxGroup][DC * 32];
     __shared__ float m_s[kWarps][kMaxGroup], l_s[kWarps][kMaxGroup];
     __shared__ float o_s[kWarps][kMaxGroup][DC * 32];
@@ -44,7 +50,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int g = blockIdx.y / chunks, h0 = g * group + (blockIdx.y % chunks) * kMaxGroup;
     const int nheads = min(kMaxGroup, g * group + group - h0);
     const int n_keys = keys.n_keys(t);
-    const int j0 = blockIdx.z * keys_per_split, j1 = min(n_keys, j0 + keys_per_split);
+    const int per_split = (n_keys + int(gridDim.z) - 1) / int(gridDim.z);
+    const int j0 = blockIdx.z * per_split, j1 = min(n_keys, j0 + per_split);
 
     for (int i = threadIdx.x; i < kMaxGroup * DC * 32; i += blockDim.x) {
         const int h = i / (DC * 32), c = i % (DC * 32);
@@ -145,43 +152,51 @@ __global__ void merge_splits_kernel(T *out, AttentionDims a, SplitOut part) {
     }
 }
 
+// Splits of each token's keys for n tokens: enough blocks to fill the GPU, none shorter
+// than 16 keys of max_keys. n * splits <= n + kTargetBlocks.
+inline int attention_splits(const AttentionDims &a, int max_keys) {
+    const int chunks = (a.nh / a.nkvh + kMaxGroup - 1) / kMaxGroup;
+    const int blocks = std::max(1, a.n * a.nkvh * chunks);
+    return std::max(1, std::min({(kTargetBlocks + blocks - 1) / blocks,
+                                 (std::max(max_keys, 1) + 15) / 16, kMaxSplits}));
+}
+
 // Launches the attention of a.n query tokens, none reading more than max_keys keys, on
-// the device of the current context (device_id).
+// device device_id. scratch (a.n * a.nh * splits * (a.dv + 2) floats) holds the splits'
+// partial results; null: taken from the allocator for this call (never while a graph is
+// being captured: the graph would keep writing to a block handed out again).
 template <typename T, typename KeyAddr>
 void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &a,
-               const KeyAddr &keys, int max_keys, int device_id) {
+               const KeyAddr &keys, int max_keys, int device_id, float *scratch,
+               size_t scratch_floats) {
     CHECK_ARG(a.d <= 256 && a.dv <= 256, "attention: head dims above 256 are not supported on "
                                          "the GPU (d ", a.d, ", dv ", a.dv, ")");
     if (a.n == 0) return;
-    const int group = a.nh / a.nkvh, chunks = (group + kMaxGroup - 1) / kMaxGroup;
-    const int blocks = a.n * a.nkvh * chunks;
-    // Enough blocks for about two waves of the GPU, at least 64 keys a split.
-    constexpr int kTargetBlocks = 2 * 132;
-    int splits = std::max(1, std::min((kTargetBlocks + blocks - 1) / blocks,
-                                      (std::max(max_keys, 1) + 63) / 64));
-    const int per_split = (std::max(max_keys, 1) + splits - 1) / splits;
-    splits = (std::max(max_keys, 1) + per_split - 1) / per_split;
-    tensor_t scratch;
+    const int splits = attention_splits(a, max_keys);
+    const int chunks = (a.nh / a.nkvh + kMaxGroup - 1) / kMaxGroup;
+    tensor_t owned;
     SplitOut part{nullptr, nullptr, nullptr, splits};
     if (splits > 1) {
-        const size_t rows = size_t(a.n) * a.nh * splits;
-        scratch = Tensor::create({rows * (size_t(a.dv) + 2)}, LLAISYS_DTYPE_F32,
-                                 LLAISYS_DEVICE_NVIDIA, device_id);
-        part.o = reinterpret_cast<float *>(scratch->data());
+        const size_t rows = size_t(a.n) * a.nh * splits, need = rows * (size_t(a.dv) + 2);
+        if (!scratch) {
+            owned = Tensor::create({need}, LLAISYS_DTYPE_F32, LLAISYS_DEVICE_NVIDIA, device_id);
+            scratch = reinterpret_cast<float *>(owned->data());
+        } else {
+            CHECK_ARG(scratch_floats >= need, "attention: scratch of ", scratch_floats,
+                      " floats, ", need, " needed");
+        }
+        part.o = scratch;
         part.m = part.o + rows * a.dv;
         part.l = part.m + rows;
     }
     const dim3 grid(unsigned(a.n), unsigned(a.nkvh * chunks), unsigned(splits));
     const int dc = (std::max(a.d, a.dv) + 31) / 32;
     if (dc <= 2)
-        attention_kernel<2><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys,
-                                                                per_split, part);
+        attention_kernel<2><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys, part);
     else if (dc <= 4)
-        attention_kernel<4><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys,
-                                                                per_split, part);
+        attention_kernel<4><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys, part);
     else
-        attention_kernel<8><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys,
-                                                                per_split, part);
+        attention_kernel<8><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys, part);
     check_launch("attention");
     if (splits > 1) {
         merge_splits_kernel<<<dim3(unsigned(a.n), unsigned(a.nh)), 128, 0, stream()>>>(out, a,

@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""GPU benchmarks on the DeepSeek-R1-Distill-Qwen-1.5B shape (random bf16 weights), with
+transformers (bf16, same GPU, same process) as the peer and the ratios printed:
+
+  decode      single stream: a 128-token prompt, then 128 greedy tokens (tok/s)
+  prefill     8 prompts of 1024 tokens in one call (tok/s and TFLOP/s against the bf16
+              GEMM ceiling, measured in the same run with torch.matmul 8192^3)
+  throughput  nano-vllm's workload through LLM.generate: 256 sequences, random ids, input
+              and output lengths U[100, 1024], temperature 0.6, ignore_eos (output tok/s);
+              transformers generates the same prompts with static batching
+              (--hf-batch-size prompts at a time, sorted by output length) and is credited
+              only the requested tokens.
+
+    python scripts/bench_gpu.py                       # writes the checkpoint once
+    python scripts/bench_gpu.py --num-seqs 64 --skip-hf
+
+llaisys' decode and prefill figures call Model.decode directly (BLOCK KV, greedy sampling
+in the core); throughput runs the whole engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=Path("/tmp/llaisys-qwen2-1p5b-random"),
+                   help="HF directory; written by make_random_checkpoint.py when missing")
+    p.add_argument("--prompt-len", type=int, default=128)
+    p.add_argument("--decode-tokens", type=int, default=128)
+    p.add_argument("--prefill", type=int, nargs=2, default=[8, 1024], metavar=("SEQS", "LEN"))
+    p.add_argument("--num-seqs", type=int, default=256)
+    p.add_argument("--input-len", type=int, nargs=2, default=[100, 1024], metavar=("A", "B"))
+    p.add_argument("--output-len", type=int, nargs=2, default=[100, 1024], metavar=("C", "D"))
+    p.add_argument("--hf-batch-size", type=int, default=None, help="default: --num-seqs")
+    p.add_argument("--max-num-batched-tokens", type=int, default=8192)
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.5,
+                   help="share of the free GPU memory the KV cache takes")
+    p.add_argument("--skip", action="append", default=[],
+                   choices=["decode", "prefill", "throughput"])
+    p.add_argument("--skip-hf", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args()
+
+
+def sync_time(fn) -> float:
+    import torch
+
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+class Core:
+    """Model.decode on a BLOCK cache, greedy sampling in the core."""
+
+    def __init__(self, path: Path, max_seqs: int, ctx: int):
+        from llaisys.models import SAMPLING_DTYPE, Model
+
+        self.model = Model.load(path, device="nvidia")
+        self.block = 16
+        width = -(-ctx // self.block)
+        self.kv = self.model.create_kv_cache("block", n_cells=max_seqs * width * self.block,
+                                             block_size=self.block)
+        self.tables = np.arange(max_seqs * width, dtype=np.int32).reshape(max_seqs, -1)
+        self.greedy = np.zeros(max_seqs, dtype=SAMPLING_DTYPE)
+        self.greedy["top_p"] = 1.0
+
+    def step(self, seqs: np.ndarray, tokens, positions, output: np.ndarray | None,
+             n_out: int) -> np.ndarray:
+        from llaisys.models import DecodeBatch
+
+        pos = np.asarray(positions, dtype=np.int64)
+        slots = self.tables[seqs, pos // self.block].astype(np.int64) * self.block + (
+            pos % self.block)
+        return self.model.decode(self.kv, DecodeBatch(
+            tokens=np.asarray(tokens, dtype=np.int64), positions=pos, seq_ids=seqs,
+            output=output, slots=slots, block_tables=self.tables[:int(seqs.max()) + 1],
+            sampling=self.greedy[:n_out])).token_ids
+
+    def prefill(self, prompts: np.ndarray) -> np.ndarray:
+        b, n = prompts.shape
+        seqs = np.repeat(np.arange(b, dtype=np.int32), n)
+        out = np.zeros(b * n, dtype=np.int8)
+        out[n - 1::n] = 1
+        return self.step(seqs, prompts.reshape(-1), np.tile(np.arange(n), b), out, b)
+
+    def decode(self, first: np.ndarray, start: int, steps: int) -> None:
+        seqs = np.arange(len(first), dtype=np.int32)
+        out = np.ones(len(first), dtype=np.int8)
+        tok = first
+        for i in range(steps):
+            tok = self.step(seqs, tok, [start + i] * len(first), out, len(first))
+
+
+class HF:
+    def __init__(self, path: Path):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.torch = torch
+        self.hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).cuda().eval()
+
+    def prefill(self, prompts: np.ndarray):
+        with self.torch.no_grad():
+            out = self.hf(self.torch.tensor(prompts, device="cuda"), use_cache=True,
+                          logits_to_keep=1)
+        return out
+
+    def decode(self, prompt: np.ndarray, steps: int) -> None:
+        out = self.prefill(prompt[None])
+        cache, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        with self.torch.no_grad():
+            for _ in range(steps):
+                out = self.hf(tok, past_key_values=cache, use_cache=True)
+                cache, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+
+
+def prefill_flops(cfg: dict, seqs: int, length: int) -> float:
+    """Matmul and causal attention FLOPs of a prefill (no lm_head but the last rows)."""
+    h, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    heads, kv_heads = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    d = h // heads
+    per_token = 2 * layers * (2 * h * h + 2 * h * kv_heads * d + 3 * h * inter)
+    attention = 2 * 2 * layers * heads * d * length * (length + 1) / 2
+    return seqs * (per_token * length + attention + 2 * h * cfg["vocab_size"])
+
+
+def gemm_ceiling() -> float:
+    import torch
+
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    t = sync_time(lambda: [a @ b for _ in range(10)]) / 10
+    return 2 * 8192 ** 3 / t / 1e12
+
+
+def ratio_line(name: str, ours: float, peer: float | None, unit: str) -> None:
+    extra = f"   transformers {peer:10.1f} {unit}   ratio {ours / peer:6.2f}x" if peer else ""
+    print(f"{name:<11} llaisys {ours:10.1f} {unit}{extra}", flush=True)
+
+
+def bench_core(args, cfg: dict, rng: np.random.Generator) -> None:
+    vocab = cfg["vocab_size"]
+    seqs, length = args.prefill
+    ctx = max(args.prompt_len + args.decode_tokens, length) + 16
+    core = Core(args.model, max(seqs, 1), ctx)
+    hf = None if args.skip_hf else HF(args.model)
+    if "decode" not in args.skip:
+        prompt = rng.integers(0, vocab, size=(1, args.prompt_len))
+        core.kv.clear()
+        first = core.prefill(prompt)
+        core.decode(first, args.prompt_len, 8)  # warm-up: graphs captured
+        core.kv.clear()
+        first = core.prefill(prompt)
+        t = sync_time(lambda: core.decode(first, args.prompt_len, args.decode_tokens))
+        peer = None
+        if hf:
+            hf.decode(prompt[0], 8)
+            peer = args.decode_tokens / sync_time(lambda: hf.decode(prompt[0],
+                                                                    args.decode_tokens))
+        ratio_line("decode", args.decode_tokens / t, peer, "tok/s")
+    if "prefill" not in args.skip:
+        prompts = rng.integers(0, vocab, size=(seqs, length))
+        core.kv.clear()
+        core.prefill(prompts)
+        core.kv.clear()
+        t = sync_time(lambda: core.prefill(prompts))
+        flops = prefill_flops(cfg, seqs, length)
+        ceiling = gemm_ceiling()
+        peer = None
+        if hf:
+            hf.prefill(prompts)
+            tp = sync_time(lambda: hf.prefill(prompts))
+            peer = seqs * length / tp
+            print(f"            transformers {flops / tp / 1e12:.0f} TFLOP/s")
+        ratio_line("prefill", seqs * length / t, peer, "tok/s")
+        print(f"            llaisys {flops / t / 1e12:.0f} TFLOP/s = "
+              f"{100 * flops / t / 1e12 / ceiling:.0f}% of the bf16 GEMM ceiling "
+              f"({ceiling:.0f} TFLOP/s measured)", flush=True)
+
+
+def llaisys_generate(args, prompts: list[list[int]], outputs: list[int]) -> float:
+    from llaisys.engine import SamplingParams
+    from llaisys.entrypoints import LLM
+
+    llm = LLM(str(args.model), device="nvidia", max_num_seqs=args.num_seqs,
+              max_num_batched_tokens=args.max_num_batched_tokens,
+              max_model_len=args.input_len[1] + args.output_len[1] + 16,
+              kv_cache_memory_fraction=args.gpu_memory_utilization)
+    params = [SamplingParams(temperature=0.6, ignore_eos=True, max_tokens=n) for n in outputs]
+    llm.generate([prompts[0]], SamplingParams(max_tokens=4), use_tqdm=False)  # warm-up
+    return sync_time(lambda: llm.generate(prompts, params, use_tqdm=False))
+
+
+def bench_throughput(args, cfg: dict) -> None:
+    from scripts.bench_throughput import workload
+
+    prompts, outputs = workload(args, cfg["vocab_size"])
+    n_out = sum(outputs)
+    t = llaisys_generate(args, prompts, outputs)
+    print(f"throughput  {args.num_seqs} seqs, {sum(map(len, prompts))} input + {n_out} output "
+          f"tokens: llaisys {t:.1f} s", flush=True)
+    peer = None
+    if not args.skip_hf:
+        tp = sync_time(lambda: hf_static_batches(args.model, prompts, outputs,
+                                                 args.hf_batch_size or len(prompts)))
+        print(f"            transformers {tp:.1f} s", flush=True)
+        peer = n_out / tp
+    ratio_line("throughput", n_out / t, peer, "tok/s")
+
+
+def hf_static_batches(path: Path, prompts: list[list[int]], outputs: list[int],
+                      size: int) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).cuda().eval()
+    order = sorted(range(len(prompts)), key=lambda i: outputs[i])
+    with torch.no_grad():
+        for b in range(0, len(order), size):
+            batch = order[b:b + size]
+            width = max(len(prompts[i]) for i in batch)
+            ids = torch.zeros((len(batch), width), dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):  # left padding
+                ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
+                mask[row, width - len(prompts[i]):] = 1
+            new = max(outputs[i] for i in batch)
+            hf.generate(ids.cuda(), attention_mask=mask.cuda(), do_sample=False,
+                        max_new_tokens=new, min_new_tokens=new, pad_token_id=0)
+
+
+def main() -> int:
+    args = parse_args()
+    if not (args.model / "config.json").is_file():
+        print(f"writing {args.model} (once)", flush=True)
+        subprocess.run([sys.executable, str(ROOT / "scripts/make_random_checkpoint.py"),
+                        str(args.model)], check=True)
+    import json
+
+    cfg = json.loads((args.model / "config.json").read_text())
+    rng = np.random.default_rng(args.seed)
+    if not {"decode", "prefill"} <= set(args.skip):
+        bench_core(args, cfg, rng)
+        import torch
+
+        torch.cuda.empty_cache()
+    if "throughput" not in args.skip:
+        bench_throughput(args, cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

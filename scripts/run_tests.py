@@ -6,6 +6,9 @@ Stages follow the architecture milestones (see the seed description):
   stage1  offline engine: scheduler, block manager, executor, LLM (test/engine, test/offline)
   stage2  online serving and sampling (test/online)
   parity  against Hugging Face transformers (test/parity), gated by --run-parity
+  sanitize  stage0 again against the core built with AddressSanitizer + UndefinedBehavior-
+          Sanitizer (LLAISYS_SANITIZE=ON, in build/asan; cmake and ninja come with the test
+          extras), --run-sanitize auto|always|never
 Each stage runs as its own pytest process; the exit code is non-zero when any stage fails
 or a selected stage has no tests yet.
 """
@@ -16,6 +19,7 @@ import argparse
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +31,9 @@ STAGES = {
     "stage1": ["test/engine", "test/offline"],
     "stage2": ["test/online"],
     "parity": ["test/parity"],
+    "sanitize": ["test/core", "test/ops"],
 }
+SANITIZE_BUILD = ROOT / "build" / "asan"
 POLICIES = ("auto", "always", "never")
 
 
@@ -40,6 +46,9 @@ def parse_args() -> argparse.Namespace:
                    help="auto: run parity when torch and transformers are importable")
     p.add_argument("--run-hf", choices=POLICIES, default="auto",
                    help="HF-dependent checks inside stage0 (auto: when transformers is importable)")
+    p.add_argument("--run-sanitize", choices=POLICIES, default="auto",
+                   help="the sanitize stage in --suite all (auto: when cmake and ninja are "
+                        "on PATH)")
     p.add_argument("--device", choices=["cpu", "nvidia"], default="cpu")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
@@ -59,7 +68,44 @@ def selected_stages(args: argparse.Namespace) -> list[str]:
     else:
         print(f"[run_tests] parity skipped (--run-parity {args.run_parity}"
               f"{', transformers/torch not installed' if not hf_available() else ''})")
+    if args.run_sanitize == "always" or (args.run_sanitize == "auto" and build_tools()):
+        stages.append("sanitize")
+    else:
+        print(f"[run_tests] sanitize skipped (--run-sanitize {args.run_sanitize}"
+              f"{', cmake/ninja not on PATH' if not build_tools() else ''})")
     return stages
+
+
+def build_tools() -> bool:
+    return all(shutil.which(tool) for tool in ("cmake", "ninja"))
+
+
+def sanitizer_env(env: dict[str, str]) -> dict[str, str] | None:
+    """Builds the core with ASan + UBSan (incrementally) and returns the environment that
+    runs Python against it; None when the build failed."""
+    start = time.monotonic()
+    configure = ["cmake", "-S", str(ROOT), "-B", str(SANITIZE_BUILD), "-G", "Ninja",
+                 "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DLLAISYS_SANITIZE=ON"]
+    build = ["cmake", "--build", str(SANITIZE_BUILD), "-j", str(os.cpu_count() or 1)]
+    for cmd in (configure, build):
+        print(f"[run_tests] sanitize: {' '.join(cmd)}", flush=True)
+        if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+            return None
+    print(f"[run_tests] sanitize: built in {time.monotonic() - start:.0f}s", flush=True)
+    cache = (SANITIZE_BUILD / "CMakeCache.txt").read_text()
+    compiler = re.search(r"^CMAKE_CXX_COMPILER:\w+=(.+)$", cache, re.M).group(1)
+
+    def runtime(name: str) -> str:
+        return subprocess.run([compiler, f"-print-file-name={name}"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    # The ASan runtime must come first; libstdc++ is preloaded with it so ASan's __cxa_throw
+    # interceptor finds the real one (python itself does not link libstdc++).
+    return {**env, "LLAISYS_LIBRARY": str(SANITIZE_BUILD / "libllaisys.so"),
+            "LD_PRELOAD": f"{runtime('libasan.so')} {runtime('libstdc++.so')}",
+            # CPython keeps its allocations to the end: leak reports would be noise.
+            "ASAN_OPTIONS": "detect_leaks=0",
+            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
 
 
 def has_tests(dirs: list[str]) -> bool:
@@ -115,13 +161,18 @@ def main() -> int:
     total = {"passed": 0, "failed": 0, "skipped": 0}
     results = {}
     for stage in selected_stages(args):
-        counts = run_stage(stage, args, env)
+        stage_env = env if stage != "sanitize" else sanitizer_env(env)
+        if stage_env is None:
+            print("[run_tests] sanitize: the sanitizer build failed — counted as failed")
+            counts = {"passed": 0, "failed": 1, "skipped": 0}
+        else:
+            counts = run_stage(stage, args, stage_env)
         results[stage] = counts
         for k in total:
             total[k] += counts[k]
     print("\n[run_tests] summary")
     for stage, c in results.items():
-        print(f"  {stage:7s} {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped")
+        print(f"  {stage:8s} {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped")
     print(f"{total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
     return 1 if total["failed"] else 0
 

@@ -40,6 +40,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--peer", choices=["hf"], default=None)
     p.add_argument("--hf-batch-size", type=int, default=None, help="default: --num-seqs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", action="store_true",
+                   help="print the engine's step time split (decode at the largest batch)")
     return p.parse_args()
 
 
@@ -93,6 +95,7 @@ def main() -> int:
     args = parse_args()
     threads = args.threads or os.cpu_count() or 1
     from llaisys.engine import SamplingParams
+    from llaisys.engine.profiler import StepProfiler
     from llaisys.entrypoints import LLM
     from llaisys.models import default_model
 
@@ -107,9 +110,15 @@ def main() -> int:
     print(f"model {model_path.name}, device {args.device}, threads {threads}, "
           f"{args.num_seqs} seqs, input U{args.input_len}, output U{args.output_len}")
     llm.generate(["Benchmark: "], SamplingParams(max_tokens=4), use_tqdm=False)  # warm-up
+    engine = llm.client.engine
+    if args.profile:
+        engine.profiler = StepProfiler()
     start = time.perf_counter()
     llm.generate(prompts, params, use_tqdm=False)
     ours = report("llaisys", time.perf_counter() - start, n_in, n_out)
+    if engine.profiler is not None:
+        print(engine.profiler.format_split("decode"))
+        print(engine.profiler.format_split("prefill"))
     if args.peer == "hf":
         del llm
         peer = report("hf", run_hf(args, model_path, prompts, outputs, threads), n_in, n_out)

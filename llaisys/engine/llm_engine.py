@@ -9,6 +9,7 @@ that step's requests.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import uuid
 
@@ -21,6 +22,7 @@ from .detokenizer import IncrementalDetokenizer
 from .executor import Executor
 from .model_runner import ModelOutput
 from .outputs import CompletionOutput, EngineStats, GenerationOutput, RequestMetrics, StreamChunk
+from .profiler import StepProfiler
 from .sampling_params import SamplingParams
 from .scheduler import RequestScheduler, SchedulerOutput
 from .sequence import Request, Sequence
@@ -64,6 +66,9 @@ class LLMEngine:
         self._prompt_tokens = 0
         self._generation_tokens = 0
         self._steps = 0
+        self.profiler: StepProfiler | None = (
+            StepProfiler() if os.environ.get("LLAISYS_PROFILE_STEPS", "0") not in ("", "0")
+            else None)
 
     # ------------------------------------------------------------------ requests --
 
@@ -125,6 +130,7 @@ class LLMEngine:
 
     def step(self) -> list[StreamChunk]:
         """One scheduler decision and one core decode; the chunks it produced."""
+        start = time.perf_counter()
         chunks, self._pending = self._pending, []
         sched = self.scheduler.schedule()
         for seq in sched.aborted:
@@ -139,12 +145,26 @@ class LLMEngine:
                 self._abort(req, f"step failed: {type(e).__name__}: {e}", chunks)
             return chunks
         self._steps += 1
+        t_exec = time.perf_counter()
         self.scheduler.update(sched)
         if sched.kind == "prefill":
             self._prompt_tokens += sched.total_tokens
             self._fork(sched)
+        t_update = time.perf_counter()
         self._process(out, chunks)
+        if self.profiler is not None:
+            self._profile(sched, out, start, t_exec, t_update)
         return chunks
+
+    def _profile(self, sched: SchedulerOutput, out: ModelOutput, start: float, t_exec: float,
+                 t_update: float) -> None:
+        run = sum(out.seconds.values())
+        self.profiler.record(sched.kind, len(sched.seqs), start, {
+            **out.seconds,
+            "schedule": (t_exec - start - run) + (t_update - t_exec),
+            "output": time.perf_counter() - t_update})
+        if not self._requests:  # the driver may now wait for work: not engine overhead
+            self.profiler.idle()
 
     def _fork(self, sched: SchedulerOutput) -> None:
         """Samples 1..n-1 share sample 0's prompt blocks once they are computed (BLOCK; in

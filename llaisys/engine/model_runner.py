@@ -8,7 +8,8 @@ whole steps (no per-token Python loops); buffers are allocated once and reused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from itertools import chain
 
 import numpy as np
@@ -31,6 +32,8 @@ class ModelOutput:
     seqs: list[Sequence]  # sequences that sampled a token this step, in batch order
     token_ids: list[int]
     logprobs: list[dict[int, float] | None]
+    # wall-clock seconds of the runner's phases (prepare, forward, logits), for StepProfiler
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class ModelRunner:
@@ -47,15 +50,21 @@ class ModelRunner:
         self._arange = np.arange(max(max_num_batched_tokens, max_num_seqs), dtype=np.int64)
 
     def run(self, sched: SchedulerOutput) -> ModelOutput:
+        t0 = time.perf_counter()
         batch, out_seqs = self.prepare(sched)
+        t1 = time.perf_counter()
         result = self.model.decode(self.kv, batch)
+        t2 = time.perf_counter()
         if not out_seqs:
-            return ModelOutput([], [], [])
-        ids = np.array(result.token_ids, dtype=np.int64)
+            return ModelOutput([], [], [], {"prepare": t1 - t0, "forward": t2 - t1})
+        ids = np.asarray(result.token_ids, dtype=np.int64)
         logprobs: list[dict[int, float] | None] = [None] * len(out_seqs)
         if batch.want_logits:
             self._logit_controls(out_seqs, batch.sampling, result.logits, ids, logprobs)
-        return ModelOutput(out_seqs, ids.tolist(), logprobs)
+        out = ModelOutput(out_seqs, ids.tolist(), logprobs)
+        out.seconds = {"prepare": t1 - t0, "forward": t2 - t1,
+                       "logits": time.perf_counter() - t2}
+        return out
 
     @staticmethod
     def _logit_controls(seqs: list[Sequence], sampling: np.ndarray, logits: np.ndarray,

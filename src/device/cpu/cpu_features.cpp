@@ -62,7 +62,7 @@ int g_threads = 0;
 void apply_threads(int n) {
     g_threads = n;
     omp_set_num_threads(n);
-    scipy_openblas_set_num_threads(n);
+    scipy_openblas_set_num_threads(1); // linear runs sgemm inside its own OpenMP threads
 }
 
 } // namespace

@@ -38,8 +38,9 @@ const Kernels &kernels() {
 // From this many rows on, the product is compute-bound and sgemm's packed micro-kernels
 // beat the streaming tiles (scripts/bench_ops.py shows the crossover).
 constexpr size_t kBlasMinRows = 32;
-// Non-f32 weights reach sgemm as f32 panels of at most this many floats (16 MiB).
-constexpr size_t kPanelFloats = size_t(4) << 20;
+// Columns of W per sgemm call: a multiple of sgemm's 16-wide micro-tile, small enough that
+// a widened panel of a non-f32 W (and its rows of C) stays in L2.
+constexpr size_t kBlasPanelCols = 64;
 constexpr size_t kParallelMinElems = size_t(1) << 16;
 
 // Grow-only per-thread scratch, so calls in steady state allocate nothing.
@@ -59,35 +60,27 @@ void to_f32(const Kernels &kf, const std::byte *src, size_t src_row_bytes,
                        dst + size_t(r) * ld, ld);
 }
 
-// f32 panel [m, nb] (pitch nb) -> columns j0.. of the F16/BF16 output [m, n].
-void store_panel(const KernelArgs &a, const float *c, size_t j0, size_t nb) {
-    dispatch_float(a.wtype, "linear", [&](auto tag) {
-        using T = std::remove_pointer_t<decltype(tag)>;
-        T *out = reinterpret_cast<T *>(a.out);
-        const bool parallel = a.threads > 1 && a.m * nb >= kParallelMinElems;
-#pragma omp parallel for schedule(static) num_threads(a.threads) if (parallel)
-        for (ptrdiff_t i = 0; i < ptrdiff_t(a.m); ++i)
-            for (size_t j = 0; j < nb; ++j)
-                out[size_t(i) * a.n + j0 + j] = from_f32<T>(c[size_t(i) * nb + j]);
-    });
-}
-
-// OpenBLAS sgemm over f32 panels of W; F32 weights are used in place.
+// sgemm over column panels of W, the panels shared out dynamically among our OpenMP threads,
+// each calling a single-threaded sgemm: no BLAS thread pool spins beside OpenMP's (on a busy
+// machine that halved the cores left to us), and a thread the OS preempts holds up no fixed
+// share of the work. Non-f32 W is widened panel by panel into per-thread scratch; F16/BF16
+// outputs go through an f32 panel of C.
 void gemm_blas(const Kernels &kf, const KernelArgs &a) {
     const bool f32_w = a.wtype == LLAISYS_DTYPE_F32;
     const bool f32_out = f32_w || dtype_is_quantized(a.wtype);
-    const size_t panel = f32_w ? a.n : std::clamp(kPanelFloats / a.k, size_t(1), a.n);
-    float *wbuf = f32_w ? nullptr : scratch(t_w, panel * a.k);
-    float *cbuf = f32_out ? nullptr : scratch(t_c, a.m * panel);
-    for (size_t j0 = 0; j0 < a.n; j0 += panel) {
-        const size_t nb = std::min(panel, a.n - j0);
+    const ptrdiff_t panels = ptrdiff_t((a.n + kBlasPanelCols - 1) / kBlasPanelCols);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
+    for (ptrdiff_t p = 0; p < panels; ++p) {
+        const size_t j0 = size_t(p) * kBlasPanelCols, nb = std::min(kBlasPanelCols, a.n - j0);
         const float *w = reinterpret_cast<const float *>(a.w) + j0 * a.k;
         if (!f32_w) {
-            to_f32(kf, a.w + j0 * a.w_row_bytes, a.w_row_bytes, a.wtype, nb, a.k, wbuf, a.k,
-                   a.threads);
+            float *wbuf = scratch(t_w, kBlasPanelCols * a.k);
+            kf.rows_to_f32(a.w + j0 * a.w_row_bytes, a.w_row_bytes, a.wtype, nb, a.k, wbuf,
+                           a.k);
             w = wbuf;
         }
-        float *c = f32_out ? reinterpret_cast<float *>(a.out) + j0 : cbuf;
+        float *c = f32_out ? reinterpret_cast<float *>(a.out) + j0
+                           : scratch(t_c, a.m * kBlasPanelCols);
         const size_t ldc = f32_out ? a.n : nb;
         float beta = 0.0f;
         if (a.bias) { // sgemm accumulates onto C: start from the bias
@@ -95,8 +88,16 @@ void gemm_blas(const Kernels &kf, const KernelArgs &a) {
             beta = 1.0f;
         }
         scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(a.m), int(nb), int(a.k),
-                          1.0f, static_cast<const float *>(a.x), int(a.ldx), w, int(a.k), beta, c, int(ldc));
-        if (!f32_out) store_panel(a, c, j0, nb);
+                          1.0f, static_cast<const float *>(a.x), int(a.ldx), w, int(a.k), beta,
+                          c, int(ldc));
+        if (!f32_out)
+            dispatch_float(a.wtype, "linear", [&](auto tag) {
+                using T = std::remove_pointer_t<decltype(tag)>;
+                T *out = reinterpret_cast<T *>(a.out);
+                for (size_t i = 0; i < a.m; ++i)
+                    for (size_t j = 0; j < nb; ++j)
+                        out[i * a.n + j0 + j] = from_f32<T>(c[i * nb + j]);
+            });
     }
 }
 

@@ -236,13 +236,15 @@ template <class V, class D, class F> void gemm_format(const KernelArgs &a) {
     constexpr size_t NR = 4;
     const ptrdiff_t blocks = ptrdiff_t((a.n + NR - 1) / NR);
     const bool parallel = a.threads > 1 && a.m * a.n * a.k >= kParallelMinWork;
+    const ptrdiff_t chunk = blocks >= 8 * a.threads ? blocks / (8 * a.threads) : 1;
     size_t pass = kPassBytes / (a.k * sizeof(typename D::xelem));
     pass = pass < kPassMinRows ? kPassMinRows : pass / V::mr * V::mr;
 #pragma omp parallel num_threads(a.threads) if (parallel)
     for (size_t p0 = 0; p0 < a.m; p0 += pass) {
         const size_t p1 = a.m - p0 < pass ? a.m : p0 + pass;
-        // The same static split in every pass and disjoint outputs: no barrier needed.
-#pragma omp for schedule(static) nowait
+        // Blocks handed out in chunks as threads come free: a thread the OS preempts (the
+        // machine may be shared) holds up no fixed share. Disjoint outputs: no barrier.
+#pragma omp for schedule(dynamic, chunk) nowait
         for (ptrdiff_t b = 0; b < blocks; ++b) {
             const size_t j0 = size_t(b) * NR;
             for (size_t i0 = p0; i0 < p1; i0 += V::mr) {

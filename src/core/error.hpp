@@ -4,10 +4,11 @@
 
 #include "llaisys/llaisys.h"
 
+#include <cstdio>
 #include <new>
-#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace llaisys {
 
@@ -23,10 +24,38 @@ private:
 
 void set_last_error(const std::string &message);
 
+// Message pieces appended without iostreams: the library may share a process whose
+// libstdc++ locale objects are not the ones it was built against (seen on a CUDA image),
+// where formatting numbers through an ostream crashed. Numbers print as an ostream would.
+namespace detail {
+inline void append(std::string &s, const std::string &v) { s += v; }
+inline void append(std::string &s, const char *v) { s += v ? v : "(null)"; }
+inline void append(std::string &s, char v) { s += v; }
+template <typename T> void append(std::string &s, const T &v) {
+    char buf[40];
+    if constexpr (std::is_same_v<T, bool>) {
+        s += v ? '1' : '0';
+    } else if constexpr (std::is_integral_v<T>) {
+        s += std::to_string(v);
+    } else if constexpr (std::is_enum_v<T>) {
+        s += std::to_string(static_cast<std::underlying_type_t<T>>(v));
+    } else if constexpr (std::is_floating_point_v<T>) {
+        std::snprintf(buf, sizeof buf, "%g", double(v));
+        s += buf;
+    } else if constexpr (std::is_array_v<T>) {
+        s += v;
+    } else {
+        static_assert(std::is_pointer_v<T>, "str_cat: unsupported argument type");
+        std::snprintf(buf, sizeof buf, "%p", static_cast<const void *>(v));
+        s += buf;
+    }
+}
+} // namespace detail
+
 template <typename... Args> std::string str_cat(const Args &...args) {
-    std::ostringstream os;
-    (os << ... << args);
-    return os.str();
+    std::string s;
+    (detail::append(s, args), ...);
+    return s;
 }
 
 template <typename... Args> [[noreturn]] void fail(llaisysStatus_t status, const Args &...args) {

@@ -36,26 +36,30 @@ def hf_greedy(hf, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
     return out[0, len(prompt_ids):].tolist()
 
 
-def test_tiny_models_when_generated_greedy_then_equal_transformers_generate(tiny):
+def test_tiny_models_when_generated_greedy_then_equal_transformers_generate(tiny, test_device):
     path, hf = tiny
     params = SamplingParams(temperature=0, max_tokens=16, ignore_eos=True)
-    results = LLM(str(path), **ENGINE).generate(PROMPTS, params, use_tqdm=False)
+    results = LLM(str(path), device=test_device, **ENGINE).generate(PROMPTS, params,
+                                                                    use_tqdm=False)
     for r in results:
         assert r["token_ids"] == hf_greedy(hf, r["prompt_token_ids"], 16), r["prompt"]
 
 
-def test_real_model_prompt_when_alone_batched_cached_or_preempted_then_greedy_identical(tiny):
+def test_real_model_prompt_when_alone_batched_cached_or_preempted_then_greedy_identical(
+        tiny, test_device):
     path, _ = tiny
     params = SamplingParams(temperature=0, max_tokens=24, ignore_eos=True)
     target = [(7 * j + 3) % 300 for j in range(40)]
-    alone = LLM(str(path), **ENGINE).generate([target], params, use_tqdm=False)[0]["token_ids"]
+    engine = dict(ENGINE, device=test_device)
+    alone = LLM(str(path), **engine).generate([target], params, use_tqdm=False)[0]["token_ids"]
     mixed = [[(13 * i + 5 * j) % 300 for j in range(8 + 9 * i)] for i in range(16)]
     mixed[5] = target
-    llm = LLM(str(path), max_num_batched_tokens=256, **ENGINE)
+    llm = LLM(str(path), max_num_batched_tokens=256, **engine)
     assert llm.generate(mixed, params, use_tqdm=False)[5]["token_ids"] == alone
     hit = llm.generate([target], params, use_tqdm=False)[0]
     assert llm.client.stats().prefix_hits >= 2 and hit["token_ids"] == alone
-    tight = LLM(str(path), kv_cache_tokens=640, block_size=16, max_num_seqs=16)
+    tight = LLM(str(path), kv_cache_tokens=640, block_size=16, max_num_seqs=16,
+                device=test_device)
     assert tight.generate(mixed, params, use_tqdm=False)[5]["token_ids"] == alone
     assert tight.client.stats().preemptions > 0
     slot = LLM(str(path), kv_layout="slot", **ENGINE)

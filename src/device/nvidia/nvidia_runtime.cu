@@ -143,10 +143,19 @@ void free_host(void *ptr) {
     if (ptr) check_cuda(cudaFreeHost(ptr), "cudaFreeHost");
 }
 
-// On the device's stream, so the copy is ordered after the kernels queued before it.
+// On the device's stream, so the copy is ordered after the kernels queued before it and
+// before those queued after it. From pageable host memory to the device, the call returns
+// once the source is staged, so there is nothing to wait for: a decode step's metadata
+// uploads cost no synchronisation. Other copies (and sources in pinned memory, which the
+// DMA reads later) wait for the stream.
 void memcpy_sync(void *dst, const void *src, size_t size, llaisysMemcpyKind_t kind) {
     if (!size) return;
     check_cuda(cudaMemcpyAsync(dst, src, size, cuda_kind(kind), stream()), "cudaMemcpyAsync");
+    if (kind == LLAISYS_MEMCPY_H2D) {
+        cudaPointerAttributes attr{};
+        check_cuda(cudaPointerGetAttributes(&attr, src), "cudaPointerGetAttributes");
+        if (attr.type == cudaMemoryTypeUnregistered) return;
+    }
     check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
 }
 

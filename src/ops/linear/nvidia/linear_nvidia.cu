@@ -46,10 +46,13 @@ template <typename T> __global__ void fill_bias_kernel(T *out, const T *bias, si
 }
 
 // Decode-sized products (m <= kGemvRows rows of x) read W once at full bandwidth, where
-// cuBLAS's GEMM tiles leave much of it unused: a warp per output column, 16-byte loads of
-// W streamed once, every x row dotted against them in f32, bias added on the way out.
+// cuBLAS's GEMM tiles leave much of it unused: 1, 2, 4 or 8 warps per output column (more
+// for narrow W, so every SM has loads in flight), each streaming its share of the column's
+// W row in 16-byte loads and dotting every x row against it in f32; the warps' sums meet
+// in shared memory and the bias is added on the way out.
 constexpr int kGemvRows = 8;
 constexpr int kGemvWarps = 8;
+constexpr int kGemvTargetWarps = 132 * 48; // resident warps an H100/H200 keeps busy
 
 __device__ __forceinline__ void unpack(const uint4 &v, float (&f)[8], __nv_bfloat16) {
     const auto *p = reinterpret_cast<const __nv_bfloat162 *>(&v);
@@ -80,44 +83,55 @@ __device__ __forceinline__ void unpack(const uint4 &v, float (&f)[4], float) {
 
 template <typename T, int M>
 __global__ void __launch_bounds__(kGemvWarps * 32)
-    gemv_kernel(T *out, const T *x, size_t ldx, const T *w, const T *bias, int n, int k) {
+    gemv_kernel(T *out, const T *x, size_t ldx, const T *w, const T *bias, int n, int k,
+                int slices) {
     constexpr int V = 16 / sizeof(T);
-    const int lane = threadIdx.x & 31;
-    const int col = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
-    if (col >= n) return;
-    const T *wr = w + size_t(col) * k;
+    __shared__ float partial[kGemvWarps][M];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int col = blockIdx.x * (kGemvWarps / slices) + warp / slices, slice = warp % slices;
     float acc[M];
 #pragma unroll
     for (int j = 0; j < M; ++j) acc[j] = 0.0f;
+    if (col < n) {
+        const T *wr = w + size_t(col) * k;
 #pragma unroll 4
-    for (int c = lane * V; c < k; c += 32 * V) {
-        float wf[V], xf[V];
-        unpack(__ldcs(reinterpret_cast<const uint4 *>(wr + c)), wf, T());
+        for (int c = (slice * 32 + lane) * V; c < k; c += 32 * V * slices) {
+            float wf[V], xf[V];
+            unpack(__ldcs(reinterpret_cast<const uint4 *>(wr + c)), wf, T());
 #pragma unroll
-        for (int j = 0; j < M; ++j) {
-            unpack(__ldg(reinterpret_cast<const uint4 *>(x + j * ldx + c)), xf, T());
+            for (int j = 0; j < M; ++j) {
+                unpack(__ldg(reinterpret_cast<const uint4 *>(x + j * ldx + c)), xf, T());
 #pragma unroll
-            for (int e = 0; e < V; ++e) acc[j] = fmaf(wf[e], xf[e], acc[j]);
+                for (int e = 0; e < V; ++e) acc[j] = fmaf(wf[e], xf[e], acc[j]);
+            }
         }
     }
 #pragma unroll
     for (int j = 0; j < M; ++j) acc[j] = warp_sum(acc[j]);
-    if (lane == 0) {
-        const float b = bias ? to_float(bias[col]) : 0.0f;
+    if (lane == 0)
 #pragma unroll
-        for (int j = 0; j < M; ++j) out[size_t(j) * n + col] = from_float<T>(acc[j] + b);
-    }
+        for (int j = 0; j < M; ++j) partial[warp][j] = acc[j];
+    __syncthreads();
+    if (slice != 0 || lane >= M || col >= n) return;
+    float sum = bias ? to_float(bias[col]) : 0.0f;
+    for (int s = 0; s < slices; ++s) sum += partial[warp + s][lane];
+    out[size_t(lane) * n + col] = from_float<T>(sum);
 }
 
 template <typename T, int M = 1> void launch_gemv(const cpu::LinearOperands &op) {
     if constexpr (M < kGemvRows) {
         if (int(op.m) > M) return launch_gemv<T, M + 1>(op);
     }
-    gemv_kernel<T, M><<<unsigned((op.n + kGemvWarps - 1) / kGemvWarps), kGemvWarps * 32, 0,
-                         stream()>>>(
+    int slices = 1;
+    while (slices < kGemvWarps && size_t(slices) * op.n < size_t(kGemvTargetWarps) &&
+           op.k >= size_t(slices) * 2 * 32 * (16 / sizeof(T)))
+        slices *= 2;
+    const size_t cols_per_block = size_t(kGemvWarps / slices);
+    gemv_kernel<T, M><<<unsigned((op.n + cols_per_block - 1) / cols_per_block), kGemvWarps * 32,
+                         0, stream()>>>(
         reinterpret_cast<T *>(op.out), reinterpret_cast<const T *>(op.x), op.ldx,
         reinterpret_cast<const T *>(op.w), reinterpret_cast<const T *>(op.bias), int(op.n),
-        int(op.k));
+        int(op.k), slices);
     check_launch("linear (gemv)");
 }
 

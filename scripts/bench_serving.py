@@ -9,7 +9,8 @@ latency (ITL: the gaps between streamed chunks), time per output token after the
 Without --url it starts `python -m llaisys.server` on 127.0.0.1 itself (--model and
 --server-arg pass through). --peer-url runs the same load against another OpenAI-compatible
 server in the same run (e.g. llama.cpp's llama-server on the same GGUF) and prints the
-ratios llaisys / peer.
+ratios llaisys / peer. Against a llaisys server it also samples /metrics during the load and
+prints peak resident memory beside the weights and KV cache bytes the core holds.
 
   python scripts/bench_serving.py -n 32 -c 8 --prompt-len 128 --output-len 64
   python scripts/bench_serving.py --url http://127.0.0.1:8000 --peer-url http://127.0.0.1:8080
@@ -22,9 +23,11 @@ import asyncio
 import http.client
 import json
 import random
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -143,6 +146,59 @@ async def run_load(url: str, model: str | None, api_key: str, prompts: list[str]
     return model, list(results), duration
 
 
+class MemorySampler:
+    """Polls a llaisys server's /metrics in a thread: peak process_resident_memory_bytes, and
+    the weights and KV cache bytes it reports (absent from other servers)."""
+
+    def __init__(self, url: str, interval: float = 0.25) -> None:
+        u = urlparse(url)
+        self._host, self._port = u.hostname or "127.0.0.1", u.port or 80
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.values: dict[str, float] = {}
+        self.peak_rss = 0.0
+
+    def _scrape(self) -> None:
+        conn = http.client.HTTPConnection(self._host, self._port, timeout=5)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        for name in ("process_resident_memory_bytes", "llaisys_model_weight_bytes",
+                     "llaisys_kv_cache_bytes"):
+            if m := re.search(rf"^{name} (\S+)$", text, re.M):
+                self.values[name] = float(m.group(1))
+        self.peak_rss = max(self.peak_rss, self.values.get("process_resident_memory_bytes", 0))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._scrape()
+            except OSError:
+                pass
+
+    def __enter__(self) -> MemorySampler:
+        try:
+            self._scrape()
+        except OSError:
+            pass
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self) -> str | None:
+        weights = self.values.get("llaisys_model_weight_bytes")
+        kv = self.values.get("llaisys_kv_cache_bytes")
+        if weights is None or kv is None or not self.peak_rss:
+            return None
+        mib = 1 << 20
+        return (f"peak RSS {self.peak_rss / mib:.0f} MiB; weights {weights / mib:.0f} MiB + KV "
+                f"cache {kv / mib:.0f} MiB = {(weights + kv) / mib:.0f} MiB; RSS / (weights + "
+                f"KV) = {self.peak_rss / (weights + kv):.2f}")
+
+
 def summarize(label: str, url: str, results: list[Result], duration: float) -> Summary:
     ok = [r for r in results if r.ok]
     itl = [x for r in ok for x in r.itl]
@@ -248,6 +304,7 @@ def main() -> int:
     if url is None:
         proc, url = start_server(args.model, args.server_arg)
     summaries = []
+    memory_lines: list[str] = []
     try:
         print(f"{args.num_requests} requests, concurrency {args.concurrency}, prompt ~"
               f"{args.prompt_len} tokens, output {args.output_len} tokens, /v1/"
@@ -256,19 +313,25 @@ def main() -> int:
         if args.peer_url:
             targets.append(("peer", args.peer_url, args.peer_model_name))
         for label, target, name in targets:
-            model, results, duration = asyncio.run(run_load(
-                target, name, args.api_key, prompts, args.output_len, args.concurrency, chat))
+            with MemorySampler(target) as memory:
+                model, results, duration = asyncio.run(run_load(
+                    target, name, args.api_key, prompts, args.output_len, args.concurrency,
+                    chat))
             s = summarize(label, target, results, duration)
             summaries.append(s)
             errors = {r.error for r in results if not r.ok}
             print(f"{label}: {target} model={model} done in {duration:.1f}s"
                   + (f"; errors: {sorted(errors)[:3]}" if errors else ""), flush=True)
+            if (line := memory.report()) is not None:
+                memory_lines.append(f"{label} memory: {line}")
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(30)
     print()
     print_table(summaries)
+    for line in memory_lines:
+        print(line)
     if args.json:
         args.json.write_text(json.dumps([asdict(s) for s in summaries], indent=2))
     return 1 if any(s.failed for s in summaries) else 0

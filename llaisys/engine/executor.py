@@ -48,6 +48,9 @@ class Executor:
             self.after_step(sched)
         return out
 
+    def kv_cache_bytes(self) -> int:
+        return self.worker.kv.stats().bytes
+
     def release(self, seq: Sequence, block_ids: list[int]) -> None:
         """The BlockManager freed seq's blocks (block_ids: those now unreferenced)."""
         self.worker.release(seq, block_ids)

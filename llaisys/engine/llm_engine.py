@@ -117,6 +117,10 @@ class LLMEngine:
     def has_unfinished_requests(self) -> bool:
         return bool(self._requests)
 
+    def memory_bytes(self) -> tuple[int, int]:
+        """(weights, KV cache): bytes the core holds for this engine's model and cache."""
+        return self.model.weight_bytes, self.executor.kv_cache_bytes()
+
     def stats(self) -> EngineStats:
         bm = self.block_manager
         return EngineStats(

@@ -163,6 +163,7 @@ class Model:
         self.device = device
         self.device_id = device_id
         self._tokenizer = tokenizer
+        self.weight_bytes = 0  # bytes of the weights handed to the core (it copies them)
         meta = LlaisysModelMeta(
             dtype=int(dtype), n_layer=config.num_layers, hidden_size=config.hidden_size,
             n_head=config.num_heads, n_kv_head=config.num_kv_heads, head_dim=config.head_dim,
@@ -229,6 +230,7 @@ class Model:
         if name == "lm_head.weight" and self.config.tie_word_embeddings:
             return  # tied: the core reads lm_head from model.embed_tokens.weight
         data = np.ascontiguousarray(data)
+        self.weight_bytes += data.nbytes
         dims = (ctypes.c_size_t * max(len(shape), 1))(*shape)
         check(LIB.llaisysModelSetWeight(self._handle, name.encode(), data.ctypes.data,
                                         int(dtype), dims, len(shape)))

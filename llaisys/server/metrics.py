@@ -9,6 +9,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -61,6 +62,14 @@ class ServerMetrics:
         self.kv_total_blocks = Gauge("llaisys_kv_cache_total_blocks", "KV blocks", registry=r)
         self.kv_usage = Gauge(
             "llaisys_kv_cache_usage_ratio", "Fraction of KV blocks in use", registry=r
+        )
+        # process_resident_memory_bytes etc., to compare with weights + KV cache
+        ProcessCollector(registry=r)
+        self.weight_bytes = Gauge(
+            "llaisys_model_weight_bytes", "Bytes of model weights held by the core", registry=r
+        )
+        self.kv_cache_bytes = Gauge(
+            "llaisys_kv_cache_bytes", "Bytes of the KV cache (K and V arrays)", registry=r
         )
         self.prefix_hit_rate = Gauge(
             "llaisys_prefix_cache_hit_rate",

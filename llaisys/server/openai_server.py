@@ -417,6 +417,9 @@ def create_app(engine: AsyncLLMEngine, config: ServerConfig,
                metrics: ServerMetrics | None = None) -> FastAPI:
     """The FastAPI app; its lifespan starts and stops the engine loop."""
     metrics = metrics or engine.metrics or ServerMetrics()
+    weight_bytes, kv_bytes = engine.engine.memory_bytes()
+    metrics.weight_bytes.set(weight_bytes)
+    metrics.kv_cache_bytes.set(kv_bytes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -226,3 +226,11 @@ def test_prompt_when_repeated_then_prefix_cache_hits_show_in_usage_and_metrics(s
     assert first.usage.prompt_tokens == second.usage.prompt_tokens > 32
     assert second.usage.prompt_tokens_details.cached_tokens >= 32
     assert server.metrics()["llaisys_prefix_cache_hit_rate"] > 0
+
+
+def test_metrics_when_scraped_then_resident_memory_beside_weight_and_kv_bytes(server):
+    m = server.metrics()
+    kv = server.async_engine.engine.executor.kv_cache_bytes()
+    assert m["llaisys_kv_cache_bytes"] == kv > 0
+    assert m["llaisys_model_weight_bytes"] == server.async_engine.engine.model.weight_bytes > 0
+    assert m["process_resident_memory_bytes"] > 0

@@ -99,6 +99,7 @@ class FakeModel:
         self.eos_logit = eos_logit
         self.fail_next: Exception | None = None  # raised by the next decode
         self.batches: list[DecodeBatch] = []
+        self.weight_bytes = 0
 
     def kv_bytes_per_token(self) -> int:
         return 64

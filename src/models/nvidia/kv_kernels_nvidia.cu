@@ -48,6 +48,7 @@ struct PagedKeys {
     }
     __device__ ptrdiff_t k_row(int t, int j) const { return cell(t, j) * k_cell; }
     __device__ ptrdiff_t v_row(int t, int j) const { return cell(t, j) * v_cell; }
+    ptrdiff_t k_pitch() const { return k_cell; }
 };
 
 } // namespace

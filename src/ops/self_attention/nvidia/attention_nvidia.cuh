@@ -1,7 +1,8 @@
 // Causal attention on the GPU, one kernel for every key layout: a KeyAddr policy says
 // how many keys a query token reads (n_keys(t)) and at which element offsets key j's K/V
-// rows start (k_row(t, j), v_row(t, j)): contiguous keys for self_attention, cache cells
-// through block tables for paged attention.
+// rows start (k_row(t, j), v_row(t, j), every K offset a multiple of k_pitch()):
+// contiguous keys for self_attention, cache cells through block tables for paged
+// attention.
 //
 // Grid: x = query token, y = (kv head, chunk of up to kMaxGroup of its query heads),
 // z = split of the token's keys (flash-decoding: short batches of long contexts spread
@@ -15,6 +16,7 @@
 #include "tensor/tensor.hpp"
 
 #include <algorithm>
+#include <type_traits>
 
 namespace llaisys::ops::nvidia {
 
@@ -38,11 +40,51 @@ struct SplitOut {
     int splits;
 };
 
-template <int DC, typename T, typename KeyAddr>
+// Dot product of q_s[h] (f32, shared) with a K row, for the first nheads heads: 16-byte
+// loads when Vec (d a multiple of the vector width), else one element at a time.
+template <bool Vec, int DC, typename T>
+__device__ __forceinline__ void dot_heads(float (&s)[kMaxGroup], const float (*q_s)[DC * 32],
+                                          const T *kr, int d, int nheads) {
+    if constexpr (Vec) {
+        constexpr int V = 16 / sizeof(T);
+        for (int c = 0; c < d; c += V) {
+            const uint4 raw = *reinterpret_cast<const uint4 *>(kr + c);
+            const T *e = reinterpret_cast<const T *>(&raw);
+            float kf[V];
+#pragma unroll
+            for (int i = 0; i < V; ++i) kf[i] = to_float(e[i]);
+#pragma unroll
+            for (int h = 0; h < kMaxGroup; ++h) {
+                if (h >= nheads) break;
+                const float4 *qv = reinterpret_cast<const float4 *>(&q_s[h][c]);
+#pragma unroll
+                for (int i = 0; i < V / 4; ++i) {
+                    const float4 qq = qv[i];
+                    s[h] += qq.x * kf[4 * i] + qq.y * kf[4 * i + 1] + qq.z * kf[4 * i + 2] +
+                            qq.w * kf[4 * i + 3];
+                }
+            }
+        }
+    } else {
+        for (int c = 0; c < d; ++c) {
+            const float kf = to_float(kr[c]);
+#pragma unroll
+            for (int h = 0; h < kMaxGroup; ++h) {
+                if (h >= nheads) break;
+                s[h] += q_s[h][c] * kf;
+            }
+        }
+    }
+}
+
+// Each warp takes tiles of 32 keys: lane i scores key i of the tile against every head,
+// the tile updates the running softmax once, then the warp adds the tile's values with
+// lanes over the head dims (each key's weight shuffled from its lane).
+template <int DC, bool Vec, typename T, typename KeyAddr>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_kernel(T *out, const T *q, const T *k, const T *v, AttentionDims a, KeyAddr keys,
                      SplitOut part) {
-    __shared__ float q_s[kMaxGroup][DC * 32];
+    __shared__ __align__(16) float q_s[kMaxGroup][DC * 32];
     __shared__ float m_s[kWarps][kMaxGroup], l_s[kWarps][kMaxGroup];
     __shared__ float o_s[kWarps][kMaxGroup][DC * 32];
     const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -70,29 +112,40 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
         for (int c = 0; c < DC; ++c) acc[h][c] = 0.0f;
     }
-    for (int j = j0 + warp; j < j1; j += kWarps) {
-        const T *kr = k + keys.k_row(t, j) + ptrdiff_t(g) * a.k_head;
-        const T *vr = v + keys.v_row(t, j) + ptrdiff_t(g) * a.v_head;
-        float kv[DC], vv[DC];
+    for (int tile = j0 + warp * 32; tile < j1; tile += kWarps * 32) {
+        const int j = tile + lane, count = min(32, j1 - tile);
+        float s[kMaxGroup];
 #pragma unroll
-        for (int c = 0; c < DC; ++c) {
-            const int dim = lane + 32 * c;
-            kv[c] = dim < a.d ? to_float(kr[dim]) : 0.0f;
-            vv[c] = dim < a.dv ? to_float(vr[dim]) : 0.0f;
-        }
+        for (int h = 0; h < kMaxGroup; ++h) s[h] = 0.0f;
+        if (lane < count)
+            dot_heads<Vec, DC>(s, q_s, k + keys.k_row(t, j) + ptrdiff_t(g) * a.k_head, a.d,
+                               nheads);
 #pragma unroll
         for (int h = 0; h < kMaxGroup; ++h) {
             if (h >= nheads) break;
-            float s = 0.0f;
-#pragma unroll
-            for (int c = 0; c < DC; ++c) s += q_s[h][lane + 32 * c] * kv[c];
-            s = warp_sum(s);
-            const float m_new = fmaxf(m[h], s);
-            const float corr = __expf(m[h] - m_new), p = __expf(s - m_new);
+            const float m_new = fmaxf(m[h], warp_max(lane < count ? s[h] : -INFINITY));
+            const float corr = __expf(m[h] - m_new);
+            s[h] = lane < count ? __expf(s[h] - m_new) : 0.0f; // now the key's weight
+            l[h] = l[h] * corr + warp_sum(s[h]);
             m[h] = m_new;
-            l[h] = l[h] * corr + p;
 #pragma unroll
-            for (int c = 0; c < DC; ++c) acc[h][c] = acc[h][c] * corr + p * vv[c];
+            for (int c = 0; c < DC; ++c) acc[h][c] *= corr;
+        }
+        for (int i = 0; i < count; ++i) {
+            const T *vr = v + keys.v_row(t, tile + i) + ptrdiff_t(g) * a.v_head;
+            float vv[DC];
+#pragma unroll
+            for (int c = 0; c < DC; ++c) {
+                const int dim = lane + 32 * c;
+                vv[c] = dim < a.dv ? to_float(vr[dim]) : 0.0f;
+            }
+#pragma unroll
+            for (int h = 0; h < kMaxGroup; ++h) {
+                if (h >= nheads) break;
+                const float p = __shfl_sync(0xffffffffu, s[h], i);
+#pragma unroll
+                for (int c = 0; c < DC; ++c) acc[h][c] = fmaf(p, vv[c], acc[h][c]);
+            }
         }
     }
     // Merge the warps' softmaxes.
@@ -191,12 +244,24 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
     }
     const dim3 grid(unsigned(a.n), unsigned(a.nkvh * chunks), unsigned(splits));
     const int dc = (std::max(a.d, a.dv) + 31) / 32;
-    if (dc <= 2)
-        attention_kernel<2><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys, part);
-    else if (dc <= 4)
-        attention_kernel<4><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys, part);
+    // 16-byte K loads when every K row start is 16-byte aligned (k_row offsets are
+    // multiples of the token/cell pitch, which the caller's strides give).
+    const int vec = 16 / int(sizeof(T));
+    const bool aligned = a.d % vec == 0 && a.k_head % vec == 0 && keys.k_pitch() % vec == 0 &&
+                         reinterpret_cast<uintptr_t>(k) % 16 == 0;
+    auto launch = [&](auto dc_tag, auto vec_tag) {
+        attention_kernel<decltype(dc_tag)::value, decltype(vec_tag)::value>
+            <<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys, part);
+    };
+    auto with_dc = [&](auto vec_tag) {
+        if (dc <= 2) return launch(std::integral_constant<int, 2>(), vec_tag);
+        if (dc <= 4) return launch(std::integral_constant<int, 4>(), vec_tag);
+        launch(std::integral_constant<int, 8>(), vec_tag);
+    };
+    if (aligned)
+        with_dc(std::true_type());
     else
-        attention_kernel<8><<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys, part);
+        with_dc(std::false_type());
     check_launch("attention");
     if (splits > 1) {
         merge_splits_kernel<<<dim3(unsigned(a.n), unsigned(a.nh)), 128, 0, stream()>>>(out, a,

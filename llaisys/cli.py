@@ -55,6 +55,9 @@ def _add_engine_args(p: argparse.ArgumentParser, *, model_positional: bool) -> N
                    "are loaded, that the KV cache takes")
     g.add_argument("--kv-layout", choices=["block", "slot"], default="block")
     g.add_argument("--no-prefix-caching", action="store_true")
+    g.add_argument("--mixed-batches", action=argparse.BooleanOptionalAction, default=True,
+                   help="decode running requests in every step beside prompt chunks "
+                        "(default: on; off: prefill-only steps first)")
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -100,7 +103,7 @@ def load_engine(args: argparse.Namespace, *, max_waiting_requests: int | None = 
         kv_cache_tokens=args.kv_cache_tokens,
         kv_cache_memory_fraction=args.kv_cache_memory_fraction, kv_layout=args.kv_layout,
         enable_prefix_caching=not args.no_prefix_caching, num_threads=args.threads,
-        max_waiting_requests=max_waiting_requests)
+        max_waiting_requests=max_waiting_requests, mixed_batches=args.mixed_batches)
     start = time.monotonic()
     _log(f"Loading {path} ...")
     checkpoint = load_checkpoint(path)

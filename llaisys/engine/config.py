@@ -29,6 +29,9 @@ class EngineArgs:
     enable_prefix_caching: bool = True
     num_threads: int | None = None
     max_waiting_requests: int | None = None
+    # decode the running sequences in every step and fill the rest of the token budget with
+    # prompt chunks (vLLM's chunked prefill) instead of prefill-only steps first
+    mixed_batches: bool = False
 
     def __post_init__(self) -> None:
         positive = ("max_num_seqs", "max_num_batched_tokens", "block_size")
@@ -62,6 +65,7 @@ class EngineConfig:
     kv_layout: str
     enable_prefix_caching: bool
     max_waiting_requests: int | None
+    mixed_batches: bool = False
 
     @classmethod
     def resolve(cls, args: EngineArgs, *, max_position: int, kv_bytes_per_token: int
@@ -91,6 +95,7 @@ class EngineConfig:
             kv_layout=args.kv_layout,
             enable_prefix_caching=args.enable_prefix_caching and not slot,
             max_waiting_requests=args.max_waiting_requests,
+            mixed_batches=args.mixed_batches,
         )
 
 

@@ -57,7 +57,7 @@ class LLMEngine:
         self.scheduler = RequestScheduler(
             self.block_manager, max_num_seqs=self.config.max_num_seqs,
             max_num_batched_tokens=self.config.max_num_batched_tokens,
-            max_model_len=self.config.max_model_len)
+            max_model_len=self.config.max_model_len, mixed_batches=self.config.mixed_batches)
         self._requests: dict[str, Request] = {}
         self._finished: dict[str, GenerationOutput] = {}
         self._pending: list[StreamChunk] = []  # from abort() between steps
@@ -152,7 +152,7 @@ class LLMEngine:
         t_exec = time.perf_counter()
         self.scheduler.update(sched)
         if sched.kind == "prefill":
-            self._prompt_tokens += sched.total_tokens
+            self._prompt_tokens += sum(sched.num_tokens[sched.num_decodes:])
             self._fork(sched)
         t_update = time.perf_counter()
         self._process(out, chunks)

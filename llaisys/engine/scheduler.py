@@ -7,6 +7,11 @@ scheduled, every running sequence decodes one token. When KV blocks run out, the
 running sequence is preempted by recompute: its blocks are freed and it goes back to the
 head of the waiting queue, its generated tokens kept to be recomputed with the prompt.
 A request that can never fit is finished_aborted with a reason instead of waiting forever.
+
+With mixed_batches (vLLM v1's chunked prefill), a step first decodes every running sequence
+and fills the rest of the token budget with prompt chunks: running sequences keep
+streaming while new prompts are computed, and a small budget keeps each step short, so
+arrivals start decoding one after another instead of in one long prefill step.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from .sequence import Sequence
 
 @dataclass
 class SchedulerOutput:
-    kind: str = "idle"  # "prefill" | "decode" | "idle"
+    kind: str = "idle"  # "prefill" (prompt tokens, maybe with decodes) | "decode" | "idle"
     seqs: list[Sequence] = field(default_factory=list)
     num_tokens: list[int] = field(default_factory=list)  # tokens each computes this step
     aborted: list[Sequence] = field(default_factory=list)  # impossible, finished_aborted
     preempted: list[Sequence] = field(default_factory=list)
+    num_decodes: int = 0  # leading entries of seqs that decode one token (mixed batches)
 
     @property
     def total_tokens(self) -> int:
@@ -34,8 +40,9 @@ class SchedulerOutput:
 
 class RequestScheduler:
     def __init__(self, block_manager: BlockManager, *, max_num_seqs: int,
-                 max_num_batched_tokens: int, max_model_len: int):
+                 max_num_batched_tokens: int, max_model_len: int, mixed_batches: bool = False):
         self.bm = block_manager
+        self.mixed_batches = mixed_batches
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
         self.max_model_len = max_model_len
@@ -67,11 +74,18 @@ class RequestScheduler:
     def schedule(self) -> SchedulerOutput:
         out = SchedulerOutput()
         budget = self.max_num_batched_tokens
+        if self.mixed_batches:
+            budget = self._decode(out, budget)
+            out.num_decodes = len(out.seqs)
         for seq in list(self.running):  # chunked prompts in progress
             if budget == 0:
                 break
             if seq.state.status is RequestStatus.RUNNING and seq.num_uncomputed_tokens > 1:
                 n = min(seq.num_uncomputed_tokens, budget)
+                # Mixed: no preemption here, its victims may already decode in this step.
+                if self.mixed_batches and not self.bm.can_allocate(
+                        seq, seq.num_computed_tokens + n):
+                    continue
                 if self._reserve(seq, n, out):
                     out.seqs.append(seq)
                     out.num_tokens.append(n)
@@ -95,18 +109,26 @@ class RequestScheduler:
             out.seqs.append(seq)
             out.num_tokens.append(n)
             budget -= n
-        if out.seqs:
+        if len(out.seqs) > out.num_decodes:
             out.kind = "prefill"
             return out
+        if not self.mixed_batches:
+            self._decode(out, budget)
+            out.num_decodes = len(out.seqs)
+        out.kind = "decode" if out.seqs else "idle"
+        return out
+
+    def _decode(self, out: SchedulerOutput, budget: int) -> int:
+        """One token for every running sequence whose prompt is computed; the budget left."""
         for seq in list(self.running):
             if budget == 0:
                 break
-            if seq.state.status is RequestStatus.RUNNING and self._reserve(seq, 1, out):
+            if (seq.state.status is RequestStatus.RUNNING and seq.num_uncomputed_tokens == 1
+                    and self._reserve(seq, 1, out)):
                 out.seqs.append(seq)
                 out.num_tokens.append(1)
                 budget -= 1
-        out.kind = "decode" if out.seqs else "idle"
-        return out
+        return budget
 
     def update(self, out: SchedulerOutput) -> None:
         """Records a step that ran: the scheduled tokens are now in the cache."""

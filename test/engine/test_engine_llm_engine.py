@@ -25,6 +25,21 @@ def test_prompt_when_alone_or_in_a_batch_of_16_then_greedy_output_is_identical()
     assert len({tuple(o.outputs[0].token_ids) for o in batched}) == 16
 
 
+def test_mixed_batches_when_prompts_arrive_while_others_decode_then_greedy_output_unchanged():
+    prompts = [prompt(i, 6 + 5 * i) for i in range(10)]
+    reference = generate(fake_engine(), prompts)
+    engine = fake_engine(mixed_batches=True, max_num_batched_tokens=12, kv_cache_tokens=96)
+    first = [engine.submit(p, GREEDY) for p in prompts[:4]]
+    engine.step()
+    engine.step()
+    rest = [engine.submit(p, GREEDY) for p in prompts[4:]]
+    outs, _ = run_all(engine)
+    assert engine.stats().preemptions > 0 and engine.stats().prompt_tokens >= sum(
+        map(len, prompts))
+    assert [outs[i].outputs[0].token_ids for i in first + rest] == [
+        o.outputs[0].token_ids for o in reference]
+
+
 def test_small_cache_when_requests_are_preempted_then_greedy_output_is_unchanged():
     prompts = [prompt(i, 9 + i) for i in range(6)]
     params = SamplingParams(temperature=0, max_tokens=20)

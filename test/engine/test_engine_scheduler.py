@@ -14,11 +14,11 @@ def make_seq(n_prompt: int, max_tokens: int = 8, first: int = 0) -> Sequence:
 
 
 def make_scheduler(num_blocks=64, block_size=4, max_num_seqs=4, max_num_batched_tokens=32,
-                   max_model_len=128) -> RequestScheduler:
+                   max_model_len=128, mixed_batches=False) -> RequestScheduler:
     return RequestScheduler(BlockManager(num_blocks, block_size),
                             max_num_seqs=max_num_seqs,
                             max_num_batched_tokens=max_num_batched_tokens,
-                            max_model_len=max_model_len)
+                            max_model_len=max_model_len, mixed_batches=mixed_batches)
 
 
 def run(sched: RequestScheduler):
@@ -51,6 +51,23 @@ def test_running_and_waiting_when_scheduled_then_prefill_comes_before_decode():
     assert out.kind == "prefill" and out.seqs == [b]
     out = run(sched)
     assert out.kind == "decode" and out.seqs == [a, b] and out.num_tokens == [1, 1]
+
+
+def test_mixed_batches_when_a_prompt_arrives_then_decodes_first_and_prompt_fills_the_rest():
+    sched = make_scheduler(max_num_batched_tokens=10, mixed_batches=True)
+    a, b, c = make_seq(6), make_seq(6, first=40), make_seq(12, first=80)
+    sched.add(a)
+    sched.add(b)
+    out = run(sched)
+    assert out.kind == "prefill" and out.num_tokens == [6, 4] and out.num_decodes == 0
+    sched.add(c)
+    out = run(sched)  # a decodes beside b's last chunk and c's first
+    assert out.kind == "prefill" and out.seqs == [a, b, c] and out.num_tokens == [1, 2, 7]
+    assert out.num_decodes == 1
+    out = run(sched)
+    assert out.seqs == [a, b, c] and out.num_tokens == [1, 1, 5] and out.num_decodes == 2
+    out = run(sched)
+    assert out.kind == "decode" and out.num_tokens == [1, 1, 1] and out.num_decodes == 3
 
 
 def test_token_budget_when_prompt_is_longer_then_prefill_is_chunked():

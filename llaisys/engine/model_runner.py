@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from itertools import chain
 
 import numpy as np
 
@@ -20,7 +19,7 @@ from .sampler import (
     needs_adjustment,
     needs_logits,
     resample,
-    step_seed,
+    step_seeds,
     top_logprobs,
 )
 from .scheduler import SchedulerOutput
@@ -45,9 +44,19 @@ class ModelRunner:
         self.block_size = block_size
         self._slot_ids: dict[int, int] = {}  # SLOT: Sequence.seq_id -> core sequence id
         self._free_slot_ids = list(range(max_num_seqs - 1, -1, -1))
-        self._max_blocks = -(-max_model_len // block_size)
-        self._tables = np.empty(max_num_seqs * self._max_blocks, dtype=np.int32)
-        self._arange = np.arange(max(max_num_batched_tokens, max_num_seqs), dtype=np.int64)
+        # Batch buffers, allocated once: a step writes its arrays into their leading parts.
+        n = max(max_num_batched_tokens, max_num_seqs)  # tokens a step can carry
+        self._arange = np.arange(n, dtype=np.int64)
+        self._rows = self._arange.astype(np.int32)  # decode: token i is sequence i
+        self._ones = np.ones(n, dtype=np.int8)  # decode: every token outputs
+        self._tokens = np.empty(n, dtype=np.int64)
+        self._positions = np.empty(n, dtype=np.int64)
+        self._seq_ids = np.empty(n, dtype=np.int32)
+        self._output = np.empty(n, dtype=np.int8)
+        self._slots = np.empty(n, dtype=np.int64)
+        self._tables = np.empty(max_num_seqs * -(-max_model_len // block_size), dtype=np.int32)
+        self._sampling = np.empty(max_num_seqs, dtype=SAMPLING_DTYPE)
+        self._seeds = np.empty((3, max_num_seqs), dtype=np.uint64)  # seed, index, step
 
     def run(self, sched: SchedulerOutput) -> ModelOutput:
         t0 = time.perf_counter()
@@ -84,45 +93,50 @@ class ModelRunner:
                 logprobs[i] = entry
 
     def prepare(self, sched: SchedulerOutput) -> tuple[DecodeBatch, list[Sequence]]:
-        seqs, k, bs = sched.seqs, len(sched.seqs), self.block_size
-        lens = np.array(sched.num_tokens, dtype=np.int64)
-        starts = np.fromiter((s.num_computed_tokens for s in seqs), np.int64, k)
-        ends = starts + lens
+        """The step's batch; its arrays are views of the runner's buffers, valid until the
+        next prepare()."""
+        seqs, k = sched.seqs, len(sched.seqs)
         if sched.kind == "decode":
-            tokens = np.fromiter((s.token_ids[-1] for s in seqs), np.int64, k)
-            rows = self._arange[:k].astype(np.int32)
-            positions = starts
-            output = np.ones(k, dtype=np.int8)
-            out_seqs = list(seqs)
+            n = k
+            tokens, positions = self._tokens[:k], self._positions[:k]
+            tokens[:] = [s.token_ids[-1] for s in seqs]
+            positions[:] = [s.num_computed_tokens for s in seqs]
+            rows, output, out_seqs = self._rows[:k], self._ones[:k], list(seqs)
         else:
-            total = int(lens.sum())
-            tokens = np.fromiter(chain.from_iterable(
-                s.token_ids[a:b] for s, a, b in zip(seqs, starts.tolist(), ends.tolist(),
-                                                    strict=True)), np.int64, total)
-            rows = np.repeat(self._arange[:k].astype(np.int32), lens)
+            lens = np.array(sched.num_tokens, dtype=np.int64)
+            starts = np.fromiter((s.num_computed_tokens for s in seqs), np.int64, k)
+            n = int(lens.sum())
+            tokens, positions = self._tokens[:n], self._positions[:n]
+            rows, output = self._seq_ids[:n], self._output[:n]
             first = np.cumsum(lens) - lens
-            positions = self._arange[:total] - np.repeat(first - starts, lens)
-            done = ends == np.fromiter((s.num_tokens for s in seqs), np.int64, k)
-            output = np.zeros(total, dtype=np.int8)
+            for s, a, o, m in zip(seqs, starts.tolist(), first.tolist(), sched.num_tokens,
+                                  strict=True):  # one slice per sequence
+                tokens[o:o + m] = s.token_ids[a:a + m]
+            rows[:] = np.repeat(self._rows[:k], lens)
+            np.subtract(self._arange[:n], np.repeat(first - starts, lens), out=positions)
+            done = starts + lens == np.fromiter((s.num_tokens for s in seqs), np.int64, k)
+            output.fill(0)
             output[(first + lens - 1)[done]] = 1
             out_seqs = [s for s, d in zip(seqs, done.tolist(), strict=True) if d]
-        sampling = self._sampling(out_seqs) if out_seqs else None
+        sampling = self._sampling_rows(out_seqs) if out_seqs else None
         want_logits = any(needs_logits(s) for s in out_seqs)
         if self.layout == "slot":
             ids = np.fromiter((self._slot_id(s) for s in seqs), np.int32, k)
-            return DecodeBatch(tokens=tokens, positions=np.ascontiguousarray(positions),
-                               seq_ids=ids[rows], output=output, sampling=sampling,
+            return DecodeBatch(tokens=tokens, positions=positions, seq_ids=ids[rows],
+                               output=output, sampling=sampling,
                                want_logits=want_logits), out_seqs
+        bs = self.block_size
         width = max(len(s.block_table) for s in seqs)
         tables = self._tables[:k * width].reshape(k, width)
         tables.fill(-1)
         for i, s in enumerate(seqs):
             tables[i, :len(s.block_table)] = s.block_table
-        slots = tables[rows, positions // bs].astype(np.int64) * bs + positions % bs
+        slots = self._slots[:n]
+        np.multiply(tables[rows, positions // bs], bs, out=slots, dtype=np.int64)
+        slots += positions % bs
         return DecodeBatch(
-            tokens=tokens, positions=np.ascontiguousarray(positions), seq_ids=rows,
-            output=output, slots=slots, block_tables=tables, sampling=sampling,
-            want_logits=want_logits), out_seqs
+            tokens=tokens, positions=positions, seq_ids=rows, output=output, slots=slots,
+            block_tables=tables, sampling=sampling, want_logits=want_logits), out_seqs
 
     def release(self, seq: Sequence, block_ids: list[int]) -> None:
         """seq's blocks were freed: BLOCK releases the ones no longer referenced, SLOT
@@ -140,14 +154,12 @@ class ModelRunner:
             slot_id = self._slot_ids[seq.seq_id] = self._free_slot_ids.pop()
         return slot_id
 
-    @staticmethod
-    def _sampling(seqs: list[Sequence]) -> np.ndarray:
-        sampling = np.empty(len(seqs), dtype=SAMPLING_DTYPE)
-        params = [s.params for s in seqs]
-        sampling["temperature"] = [p.temperature for p in params]
-        sampling["top_k"] = [p.top_k for p in params]
-        sampling["top_p"] = [p.top_p for p in params]
-        sampling["min_p"] = [p.min_p for p in params]
-        sampling["seed"] = [step_seed(s.request.seed, s.index, s.num_output_tokens)
-                            for s in seqs]
+    def _sampling_rows(self, seqs: list[Sequence]) -> np.ndarray:
+        m = len(seqs)
+        sampling, seeds = self._sampling[:m], self._seeds[:, :m]
+        sampling[:] = [(p.temperature, p.top_k, p.top_p, p.min_p, 0)
+                       for p in (s.params for s in seqs)]
+        seeds[:] = [[s.request.seed for s in seqs], [s.index for s in seqs],
+                    [s.num_output_tokens for s in seqs]]
+        sampling["seed"] = step_seeds(*seeds)
         return sampling

@@ -15,21 +15,20 @@ from ..libllaisys import LlaisysSamplingParams
 from ..tensor import DataType, Tensor
 from .sequence import Sequence
 
-_MASK64 = (1 << 64) - 1
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser over uint64 values (numpy wraps modulo 2**64)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
-def _mix(x: int) -> int:
-    """splitmix64's finaliser: a well-spread 64-bit hash of x."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-def step_seed(seed: int, index: int, step: int) -> int:
-    """The draw's seed: depends only on (request seed, sample index, output position), so a
-    seeded output does not depend on the batch it ran in."""
-    return _mix(_mix(_mix(seed) ^ index) ^ step)
+def step_seeds(seeds: np.ndarray, indices: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Each draw's seed (uint64): depends only on (request seed, sample index, output
+    position), so a seeded output does not depend on the batch it ran in."""
+    u64 = np.uint64
+    return _mix(_mix(_mix(seeds.astype(u64)) ^ indices.astype(u64)) ^ steps.astype(u64))
 
 
 def needs_adjustment(seq: Sequence) -> bool:

@@ -2,7 +2,7 @@ import numpy as np
 
 from llaisys.engine import SamplingParams
 from llaisys.engine.detokenizer import IncrementalDetokenizer
-from llaisys.engine.sampler import adjust_logits, resample, step_seed, top_logprobs
+from llaisys.engine.sampler import adjust_logits, resample, step_seeds, top_logprobs
 from llaisys.engine.sequence import Request, Sequence
 from llaisys.models.model import SAMPLING_DTYPE
 from test.utils.fake_model import FakeTokenizer
@@ -44,10 +44,15 @@ def test_min_tokens_unmet_when_adjusted_then_stop_tokens_masked_until_reached():
     assert logits[0, 9] == -np.inf and logits[1, 9] == 0
 
 
-def test_step_seed_when_inputs_differ_then_seeds_differ_and_are_reproducible():
-    seeds = {step_seed(s, i, t) for s in (0, 1) for i in (0, 1) for t in range(50)}
-    assert len(seeds) == 200 and step_seed(7, 1, 3) == step_seed(7, 1, 3)
-    assert all(0 <= s < 2**64 for s in seeds)
+def test_step_seeds_when_inputs_differ_then_seeds_differ_and_are_reproducible():
+    grid = np.array([(s, i, t) for s in (0, 1) for i in (0, 1) for t in range(50)])
+    seeds = step_seeds(grid[:, 0], grid[:, 1], grid[:, 2])
+    assert seeds.dtype == np.uint64 and len(set(seeds.tolist())) == 200
+    # fixed values: a seeded request draws the same tokens across releases
+    cases = np.array([(0, 0, 0), (7, 1, 3), (2**63 - 1, 5, 1000), (123456789, 0, 17)],
+                     dtype=np.uint64)
+    assert step_seeds(cases[:, 0], cases[:, 1], cases[:, 2]).tolist() == [
+        2558736989570252433, 15068375702381615036, 12627775625036736768, 5956829773486058640]
 
 
 def test_core_resample_when_greedy_or_seeded_then_argmax_or_reproducible():

@@ -18,6 +18,8 @@ llama.cpp loads (default: --model). Peers:
              no binary wheel; build it once outside the repository and install the wheel:
                CMAKE_ARGS="-DGGML_NATIVE=ON" pip wheel --no-deps llama-cpp-python -w WHEELS
                pip install WHEELS/llama_cpp_python-*.whl
+--device nvidia runs llaisys and the hf peer (bf16) on the GPU (the 1.5B-shape GPU
+figures with prefill 8 x 1024 and the throughput workload: scripts/bench_gpu.py).
 Each repeat runs every engine once, interleaved, and the medians are reported; on a shared
 machine compare the ratios, not the absolute figures.
 """
@@ -51,6 +53,8 @@ def parse_args() -> argparse.Namespace:
                    help="peer to measure in the same run (repeatable)")
     p.add_argument("--peer-model", default=None,
                    help="file llama.cpp loads: .gguf or f16|bf16 (default: --model)")
+    p.add_argument("--device", choices=["cpu", "nvidia"], default="cpu",
+                   help="nvidia: llaisys and the hf peer (bf16) on the GPU")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--prompt-len", type=int, default=128)
     p.add_argument("--decode-tokens", type=int, default=64,
@@ -108,12 +112,13 @@ def prompt_ids(vocab: int, n: int) -> list[int]:
 class Llaisys:
     name = "llaisys"
 
-    def __init__(self, path: Path, dtype: str | None, threads: int, max_seqs: int, ctx: int):
+    def __init__(self, path: Path, dtype: str | None, threads: int, max_seqs: int, ctx: int,
+                 device: str):
         from llaisys import runtime
         from llaisys.models import SAMPLING_DTYPE, Model
 
         runtime.set_num_threads(threads)
-        self.model = Model.load(path, dtype=dtype)
+        self.model = Model.load(path, dtype=dtype, device=device)
         self.block = 16
         self.width = -(-ctx // self.block)
         self.kv = self.model.create_kv_cache("block", n_cells=max_seqs * self.width * self.block,
@@ -156,7 +161,7 @@ class Llaisys:
 class Transformers:
     name = "hf"
 
-    def __init__(self, path: Path, threads: int):
+    def __init__(self, path: Path, threads: int, device: str):
         os.environ.setdefault("TQDM_DISABLE", "1")  # its GGUF loader's progress bar
         import torch
         from transformers import AutoModelForCausalLM
@@ -167,23 +172,29 @@ class Transformers:
         kw = {"gguf_file": path.name} if path.suffix == ".gguf" else {}
         src = path.parent if path.suffix == ".gguf" else path
         self.torch = torch
-        self.hf = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, **kw).eval()
+        self.gpu = device == "nvidia"
+        dtype = torch.bfloat16 if self.gpu else torch.float32
+        self.hf = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw).eval()
+        self.hf.to("cuda" if self.gpu else "cpu")
         self.cache = None
-        self.label = f"transformers {path.name} (fp32, {threads} torch threads)"
+        self.label = (f"transformers {path.name} (bf16 on the GPU)" if self.gpu else
+                      f"transformers {path.name} (fp32, {threads} torch threads)")
 
     def prefill(self, ids: list[int], rows: int = 1) -> list[int]:
         with self.torch.no_grad():
-            out = self.hf(self.torch.tensor([ids] * rows), use_cache=True)
+            out = self.hf(self.torch.tensor([ids] * rows, device=self.hf.device), use_cache=True)
         self.cache = out.past_key_values
         return out.logits[:, -1].argmax(-1).tolist()
 
     def decode(self, first: list[int], steps: int) -> None:
-        tok = self.torch.tensor(first).unsqueeze(1)
+        tok = self.torch.tensor(first, device=self.hf.device).unsqueeze(1)
         with self.torch.no_grad():
             for _ in range(steps):
                 out = self.hf(tok, past_key_values=self.cache, use_cache=True)
                 self.cache = out.past_key_values
                 tok = out.logits[:, -1:].argmax(-1)
+        if self.gpu:  # the timing ends when the GPU is done
+            self.torch.cuda.synchronize()
 
 
 class LlamaCpp:
@@ -250,10 +261,11 @@ def main() -> int:
     model_path = resolve_model(args.model)
     batches = [] if args.skip_batched else args.batch
     ctx = args.prompt_len + args.decode_tokens + 16
-    ours = Llaisys(model_path, args.dtype, args.threads, max(batches, default=1), ctx)
+    ours = Llaisys(model_path, args.dtype, args.threads, max(batches, default=1), ctx,
+                   args.device)
     engines = [ours]
     if "hf" in args.peer:
-        engines.append(Transformers(model_path, args.threads))
+        engines.append(Transformers(model_path, args.threads, args.device))
     if "llama.cpp" in args.peer:
         peer_path = resolve_model(args.peer_model) if args.peer_model else model_path
         engines.append(LlamaCpp(peer_path, args.threads, ctx))

@@ -5,8 +5,9 @@ U[a, b], output lengths U[c, d], ignore_eos, all submitted at once.
     python scripts/bench_throughput.py                       # default model, 32 seqs
     python scripts/bench_throughput.py --peer hf --threads 2 # and transformers, same prompts
 
---peer hf runs transformers' batched generate (fp32, left padding, batches of
---hf-batch-size prompts sorted by output length, each generating its longest request)
+--peer hf runs transformers' batched generate (fp32, bf16 with --device nvidia; left
+padding; batches of --hf-batch-size prompts sorted by output length, each generating its
+longest request)
 on the same prompts in the same process, and credits it only the requested output
 tokens: the work delivered is the same, static batching's padding is its cost.
 """
@@ -69,7 +70,8 @@ def run_hf(args, model_path: Path, prompts: list[list[int]], outputs: list[int],
     torch.set_num_threads(threads)
     kw = {"gguf_file": model_path.name} if model_path.suffix == ".gguf" else {}
     src = model_path.parent if model_path.suffix == ".gguf" else model_path
-    hf = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, **kw).eval()
+    dtype = torch.bfloat16 if args.device == "nvidia" else torch.float32
+    hf = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kw).eval()
     device = "cuda" if args.device == "nvidia" else "cpu"
     hf.to(device)
     pad = 0

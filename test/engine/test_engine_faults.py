@@ -23,9 +23,9 @@ def model(tmp_path_factory) -> Model:
     return Model.load(write_tiny_hf(tmp_path_factory.mktemp("tiny-faults"), "qwen2"))
 
 
-def engine_of(model: Model, layout: str) -> LLMEngine:
+def engine_of(model: Model, layout: str, mixed_batches: bool = False) -> LLMEngine:
     return LLMEngine(EngineArgs(kv_cache_tokens=128, block_size=4, max_num_seqs=4,
-                                kv_layout=layout), model=model)
+                                kv_layout=layout, mixed_batches=mixed_batches), model=model)
 
 
 def reference(model: Model, layout: str) -> dict[str, list[int]]:
@@ -66,11 +66,12 @@ def test_step_of_a_late_request_when_it_raises_then_only_its_step_fails_and_rest
     assert_all_free(engine)
 
 
+@pytest.mark.parametrize("mixed_batches", [False, True], ids=["split", "mixed"])
 @pytest.mark.parametrize("layout", ["block", "slot"])
 def test_decode_step_when_it_raises_then_its_requests_fail_and_next_ones_match(
-        model, layout):
+        model, layout, mixed_batches):
     want = reference(model, layout)
-    engine = engine_of(model, layout)
+    engine = engine_of(model, layout, mixed_batches)
     fault = StepFault(skip=3, steps=1)
     engine.executor.after_step = fault
     for name in ("a", "b", "c"):

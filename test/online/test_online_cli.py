@@ -186,3 +186,14 @@ def test_serve_when_limit_flags_given_then_each_limit_answers_its_4xx_or_503(tin
     finally:
         out = stop(proc)
     assert f"http://127.0.0.1:{port}/" in out
+
+
+def test_serve_when_no_engine_flags_then_mixed_batches_and_a_small_step_budget():
+    from llaisys.cli import SERVE_MAX_NUM_BATCHED_TOKENS, build_parser
+
+    serve = build_parser().parse_args(["serve"])
+    assert serve.mixed_batches and serve.max_num_batched_tokens == SERVE_MAX_NUM_BATCHED_TOKENS
+    off = build_parser().parse_args(["serve", "--no-mixed-batches"])
+    assert not off.mixed_batches
+    generate = build_parser().parse_args(["generate", "hi"])
+    assert generate.max_num_batched_tokens == 2048

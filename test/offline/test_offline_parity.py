@@ -64,6 +64,10 @@ def test_real_model_prompt_when_alone_batched_cached_or_preempted_then_greedy_id
     assert tight.client.stats().preemptions > 0
     slot = LLM(str(path), kv_layout="slot", **ENGINE)
     assert slot.generate(mixed, params, use_tqdm=False)[5]["token_ids"] == alone
+    for layout in ("block", "slot"):  # decodes and prompt chunks in the same core batches
+        interleaved = LLM(str(path), mixed_batches=True, max_num_batched_tokens=64,
+                          kv_layout=layout, **engine)
+        assert interleaved.generate(mixed, params, use_tqdm=False)[5]["token_ids"] == alone
 
 
 def test_real_model_seeded_sampling_when_alone_or_batched_then_identical(tiny):

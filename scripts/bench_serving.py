@@ -194,7 +194,8 @@ class MemorySampler:
         if weights is None or kv is None or not self.peak_rss:
             return None
         mib = 1 << 20
-        return (f"peak RSS {self.peak_rss / mib:.0f} MiB; weights {weights / mib:.0f} MiB + KV "
+        return (f"peak RSS {self.peak_rss / mib:.0f} MiB; weights as loaded "
+                f"{weights / mib:.0f} MiB + KV "
                 f"cache {kv / mib:.0f} MiB = {(weights + kv) / mib:.0f} MiB; RSS / (weights + "
                 f"KV) = {self.peak_rss / (weights + kv):.2f}")
 

@@ -163,7 +163,9 @@ class Model:
         self.device = device
         self.device_id = device_id
         self._tokenizer = tokenizer
-        self.weight_bytes = 0  # bytes of the weights handed to the core (it copies them)
+        # Bytes of the weights handed to the core (it copies them; it may widen tensors it
+        # does not keep quantized, e.g. a GGUF's embedding table, to the compute dtype).
+        self.weight_bytes = 0
         meta = LlaisysModelMeta(
             dtype=int(dtype), n_layer=config.num_layers, hidden_size=config.hidden_size,
             n_head=config.num_heads, n_kv_head=config.num_kv_heads, head_dim=config.head_dim,

@@ -66,7 +66,9 @@ class ServerMetrics:
         # process_resident_memory_bytes etc., to compare with weights + KV cache
         ProcessCollector(registry=r)
         self.weight_bytes = Gauge(
-            "llaisys_model_weight_bytes", "Bytes of model weights held by the core", registry=r
+            "llaisys_model_weight_bytes",
+            "Bytes of model weights as loaded (the core may widen unquantized ones)",
+            registry=r,
         )
         self.kv_cache_bytes = Gauge(
             "llaisys_kv_cache_bytes", "Bytes of the KV cache (K and V arrays)", registry=r

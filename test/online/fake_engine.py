@@ -178,6 +178,9 @@ class FakeEngine:
         self._check_thread()
         return bool(self._requests)
 
+    def memory_bytes(self) -> tuple[int, int]:
+        return 0, 0  # static, read before the loop starts: no thread check
+
     def stats(self) -> EngineStats:
         used = sum(
             math.ceil((len(r.prompt_ids) + len(s.tokens)) / self.config.block_size)

@@ -2,6 +2,8 @@
 
 #include "models/model.hpp"
 
+#include "device/runtime.hpp"
+
 #include <algorithm>
 #include <limits>
 
@@ -32,7 +34,24 @@ KvCache::KvCache(const Model &model, const LlaisysKvCacheParams &params)
         v_.push_back(Tensor::create({n_cells_, m.n_kv_head, m.head_dim}, m.dtype, model.device(),
                                     model.device_id()));
     }
+    zero_fill();
     clear();
+}
+
+// Writes zeros over K and V once, as llama.cpp clears its KV buffers: the cache's memory is
+// committed at creation (the process does not grow by the whole cache as blocks are first
+// used, hours into serving), and a cell never written reads as 0, not as leftover bytes.
+void KvCache::zero_fill() {
+    const LlaisysRuntimeAPI *api = device::runtime_api(model_.device());
+    api->set_device(model_.device_id());
+    const auto kind =
+        model_.device() == LLAISYS_DEVICE_CPU ? LLAISYS_MEMCPY_H2H : LLAISYS_MEMCPY_H2D;
+    const std::vector<std::byte> zeros(std::min<size_t>(k_.front()->nbytes(), size_t(4) << 20));
+    for (const auto *tensors : {&k_, &v_})
+        for (const tensor_t &t : *tensors)
+            for (size_t off = 0; off < t->nbytes(); off += zeros.size())
+                api->memcpy_sync(t->data() + off, zeros.data(),
+                                 std::min(zeros.size(), t->nbytes() - off), kind);
 }
 
 LlaisysKvCacheStats KvCache::stats() const {

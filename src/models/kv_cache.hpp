@@ -55,6 +55,7 @@ public:
     void update_peak() { peak_ = std::max(peak_, used_); }
 
 private:
+    void zero_fill();
     void require_slot(const char *op) const;
     void check_seq(const char *op, int32_t seq, bool allow_all) const;
     bool has_seq(size_t cell, int32_t seq) const;

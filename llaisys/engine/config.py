@@ -11,6 +11,10 @@ CPU_HEADROOM_BYTES = 2 << 30
 # GPU: device memory left for activations, logits and cuBLAS beside the weights and KV.
 GPU_HEADROOM_BYTES = 1 << 30
 DEFAULT_KV_MEMORY_FRACTION = 0.3
+# CPU, no size given: at most this much KV (vLLM's CPU default). The cache is resident from
+# creation, and a share of free memory alone pins GiBs for a small model and varies with
+# whatever else runs; an explicit fraction or token count is not capped.
+CPU_DEFAULT_KV_BYTES = 4 << 30
 
 
 @dataclass
@@ -79,8 +83,10 @@ class EngineConfig:
             tokens = args.kv_cache_tokens
         else:
             fraction = args.kv_cache_memory_fraction or DEFAULT_KV_MEMORY_FRACTION
-            tokens = min(cap, int(available_memory(args.device, args.device_id) * fraction)
-                         // kv_bytes_per_token)
+            budget = int(available_memory(args.device, args.device_id) * fraction)
+            if args.device == "cpu" and args.kv_cache_memory_fraction is None:
+                budget = min(budget, CPU_DEFAULT_KV_BYTES)
+            tokens = min(cap, budget // kv_bytes_per_token)
         num_blocks = tokens // args.block_size
         if num_blocks < 1:
             raise ValueError(f"KV cache of {tokens} tokens holds no block of "

@@ -1,6 +1,6 @@
 import pytest
 
-from llaisys.engine import EngineArgs, EngineConfig
+from llaisys.engine import EngineArgs, EngineConfig, config
 from llaisys.engine.config import available_memory
 
 
@@ -19,6 +19,14 @@ def test_memory_fraction_when_given_then_sized_from_available_memory_within_the_
     assert 0 < cfg.num_blocks and abs(cfg.num_blocks - expected) <= 0.2 * expected
     capped = resolve(kv_cache_memory_fraction=1.0, max_num_seqs=2, max_model_len=64)
     assert capped.num_blocks * capped.block_size == 2 * 64
+
+
+def test_cpu_and_no_size_given_when_memory_is_plenty_then_capped_at_the_cpu_default(
+        monkeypatch):
+    monkeypatch.setattr(config, "available_memory", lambda device, device_id=0: 1 << 40)
+    args = dict(max_num_seqs=1 << 20, block_size=1)
+    assert resolve(**args).num_blocks == config.CPU_DEFAULT_KV_BYTES // 1000
+    assert resolve(kv_cache_memory_fraction=0.5, **args).num_blocks == (1 << 39) // 1000
 
 
 def test_slot_layout_when_resolved_then_prefix_caching_is_off():

@@ -144,7 +144,12 @@ async def one_request(client: httpx.AsyncClient, rng: random.Random, args: argpa
             data = line[len("data: "):]
             if data == "[DONE]":
                 break
-            event = json.loads(data)
+            try:
+                event = json.loads(data)
+            except json.JSONDecodeError:
+                tally.problems.append(f"corrupt event: {data[:200]!r}")
+                reason = "error"
+                continue
             if "error" in event:
                 reason = "error"
                 continue

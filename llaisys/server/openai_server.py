@@ -177,8 +177,14 @@ async def _unless_disconnected(request: Request, awaitable: Awaitable[Any]) -> A
     return task.result()
 
 
+# Characters json.dumps leaves raw that line readers built on str.splitlines (requests' and
+# httpx's iter_lines) take for line ends: escaped, so no client sees an event cut in two.
+_LINE_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"})
+
+
 def _sse(obj: Any) -> str:
-    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    data = json.dumps(obj, ensure_ascii=False, separators=(',', ':')).translate(_LINE_BREAKS)
+    return f"data: {data}\n\n"
 
 
 @dataclass

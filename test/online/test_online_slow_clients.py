@@ -1,5 +1,6 @@
 """Clients that misbehave slowly: one that never reads its stream, one that sends its body
-a piece at a time. Neither blocks the others, and each one's KV blocks are freed."""
+a piece at a time. Neither blocks the others, and each one's KV blocks are freed. And a
+client that reads lines the way requests and httpx do still gets whole events."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import socket
 import time
 
+from llaisys.server.openai_server import _sse
 from test.online.fake_engine import FakeEngine
 from test.online.server_support import MODEL, RunningServer
 
@@ -65,3 +67,12 @@ def test_body_when_sent_slowly_then_others_served_meanwhile_and_it_completes():
         assert head.startswith(b"HTTP/1.1 200")
         assert json.loads(payload)["choices"][0]["message"]["content"] == "You"
         assert srv.wait_idle()["llaisys_kv_cache_used_blocks"] == 0
+
+
+
+def test_sse_event_when_text_holds_unicode_line_breaks_then_one_line_for_splitlines():
+    text = "a\u2028b\x85c\u2029d\n"
+    event = _sse({"choices": [{"delta": {"content": text}}]})
+    lines = event.splitlines()  # how requests' and httpx's iter_lines cut a stream
+    assert lines[0].startswith("data: ") and lines[1:] == [""]
+    assert json.loads(lines[0][len("data: "):])["choices"][0]["delta"]["content"] == text

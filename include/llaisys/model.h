@@ -12,15 +12,15 @@
 #include "ops.h"
 
 typedef struct LlaisysModelMeta {
-    llaisysDataType_t dtype;  /* activations, KV cache and unquantized weights: F32/F16/BF16 */
-    size_t n_layer;           /* >= 1 */
-    size_t hidden_size;       /* = n_head * head_dim is not required */
-    size_t n_head;            /* query heads, a multiple of n_kv_head */
+    llaisysDataType_t dtype; /* activations, KV cache and unquantized weights: F32/F16/BF16 */
+    size_t n_layer;          /* >= 1 */
+    size_t hidden_size;      /* = n_head * head_dim is not required */
+    size_t n_head;           /* query heads, a multiple of n_kv_head */
     size_t n_kv_head;
     size_t head_dim;          /* even */
     size_t intermediate_size; /* MLP width */
     size_t vocab_size;
-    size_t max_position;      /* positions must be < max_position */
+    size_t max_position; /* positions must be < max_position */
     float rms_norm_eps;
     float rope_theta;
     int32_t attention_bias;      /* 1: q/k/v projections carry biases (Qwen2) */
@@ -67,9 +67,9 @@ typedef enum llaisysKvLayout {
 
 typedef struct LlaisysKvCacheParams {
     llaisysKvLayout_t layout;
-    size_t n_cells;     /* token capacity, >= 1; BLOCK: a multiple of block_size */
-    size_t block_size;  /* BLOCK: tokens per block, >= 1; SLOT: ignored */
-    int32_t n_seq_max;  /* SLOT: sequence ids lie in [0, n_seq_max); BLOCK: ignored */
+    size_t n_cells;    /* token capacity, >= 1; BLOCK: a multiple of block_size */
+    size_t block_size; /* BLOCK: tokens per block, >= 1; SLOT: ignored */
+    int32_t n_seq_max; /* SLOT: sequence ids lie in [0, n_seq_max); BLOCK: ignored */
 } LlaisysKvCacheParams;
 
 typedef struct LlaisysKvCacheStats {
@@ -93,14 +93,13 @@ __C LLAISYS_API llaisysStatus_t llaisysKvCacheClear(llaisysKvCache_t kv);
 /* BLOCK: marks the cells of these blocks unused in the stats (their contents stay, so
  * the caller may still reuse them as a cached prefix). Block ids in [0, n_blocks). */
 __C LLAISYS_API llaisysStatus_t llaisysKvCacheReleaseBlocks(llaisysKvCache_t kv,
-                                                            const int32_t *block_ids,
-                                                            size_t n);
+                                                            const int32_t *block_ids, size_t n);
 
 /* SLOT sequence operations (LLAISYS_ERR_UNSUPPORTED on BLOCK). Position ranges are
  * [p0, p1); p0 < 0 means 0, p1 < 0 means infinity. seq_id < 0 means every sequence. */
 /* Removes seq_id's tag from its cells in the range; a cell with no tag left is freed. */
-__C LLAISYS_API llaisysStatus_t llaisysKvSeqRemove(llaisysKvCache_t kv, int32_t seq_id,
-                                                   int64_t p0, int64_t p1);
+__C LLAISYS_API llaisysStatus_t llaisysKvSeqRemove(llaisysKvCache_t kv, int32_t seq_id, int64_t p0,
+                                                   int64_t p1);
 /* Tags src's cells in the range with dst too: dst shares them (prefix sharing, no copy). */
 __C LLAISYS_API llaisysStatus_t llaisysKvSeqCopy(llaisysKvCache_t kv, int32_t src, int32_t dst,
                                                  int64_t p0, int64_t p1);
@@ -118,11 +117,11 @@ __C LLAISYS_API llaisysStatus_t llaisysKvSeqPosMax(llaisysKvCache_t kv, int32_t 
  * in this batch). Within a batch, a sequence's tokens come in increasing consecutive
  * positions; in SLOT layout the first continues the sequence (pos = PosMax + 1). */
 typedef struct LlaisysBatch {
-    int32_t n_tokens;         /* >= 1 */
-    const int64_t *token;     /* [n_tokens] ids in [0, vocab_size) */
-    const int64_t *pos;       /* [n_tokens] in [0, max_position) */
-    const int32_t *seq_id;    /* [n_tokens] SLOT: in [0, n_seq_max); BLOCK: row of block_tables */
-    const int8_t *output;     /* [n_tokens] nonzero: produce an output row; NULL: last token only */
+    int32_t n_tokens;      /* >= 1 */
+    const int64_t *token;  /* [n_tokens] ids in [0, vocab_size) */
+    const int64_t *pos;    /* [n_tokens] in [0, max_position) */
+    const int32_t *seq_id; /* [n_tokens] SLOT: in [0, n_seq_max); BLOCK: row of block_tables */
+    const int8_t *output;  /* [n_tokens] nonzero: produce an output row; NULL: last token only */
 
     /* BLOCK layout only (ignored for SLOT). */
     const int64_t *slot;         /* [n_tokens] cell = block_tables[seq][pos / bs] * bs + pos % bs */

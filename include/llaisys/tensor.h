@@ -17,9 +17,8 @@ typedef struct LlaisysTensor *llaisysTensor_t;
 /* New contiguous tensor, uninitialised. ndim in [0, LLAISYS_MAX_NDIM]; zero-sized dims
  * are allowed. */
 __C LLAISYS_API llaisysStatus_t tensorCreate(const size_t *shape, size_t ndim,
-                                             llaisysDataType_t dtype,
-                                             llaisysDeviceType_t device, int device_id,
-                                             llaisysTensor_t *out);
+                                             llaisysDataType_t dtype, llaisysDeviceType_t device,
+                                             int device_id, llaisysTensor_t *out);
 /* Releases the handle (NULL is a no-op). */
 __C LLAISYS_API void tensorDestroy(llaisysTensor_t tensor);
 
@@ -40,8 +39,8 @@ __C LLAISYS_API llaisysStatus_t tensorRead(llaisysTensor_t tensor, void *host_da
 
 /* New view with another shape over the same elements; LLAISYS_ERR_SHAPE when the
  * element count differs or the strides cannot express it without a copy. */
-__C LLAISYS_API llaisysStatus_t tensorView(llaisysTensor_t tensor, const size_t *shape,
-                                           size_t ndim, llaisysTensor_t *out);
+__C LLAISYS_API llaisysStatus_t tensorView(llaisysTensor_t tensor, const size_t *shape, size_t ndim,
+                                           llaisysTensor_t *out);
 /* New view with dims reordered: out.shape[i] = in.shape[order[i]]. */
 __C LLAISYS_API llaisysStatus_t tensorPermute(llaisysTensor_t tensor, const size_t *order,
                                               llaisysTensor_t *out);

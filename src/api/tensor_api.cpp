@@ -16,8 +16,8 @@ __C llaisysStatus_t tensorCreate(const size_t *shape, size_t ndim, llaisysDataTy
     return api_guard([&] {
         CHECK_ARG(out != nullptr, "tensorCreate: null out");
         CHECK_ARG(shape != nullptr || ndim == 0, "tensorCreate: null shape");
-        *out = wrap(llaisys::Tensor::create(std::vector<size_t>(shape, shape + ndim), dtype,
-                                            device, device_id));
+        *out = wrap(llaisys::Tensor::create(std::vector<size_t>(shape, shape + ndim), dtype, device,
+                                            device_id));
     });
 }
 

@@ -32,8 +32,7 @@ bool dtype_is_quantized(llaisysDataType_t dtype) {
 }
 
 bool dtype_is_float(llaisysDataType_t dtype) {
-    return dtype == LLAISYS_DTYPE_F32 || dtype == LLAISYS_DTYPE_F16 ||
-           dtype == LLAISYS_DTYPE_BF16;
+    return dtype == LLAISYS_DTYPE_F32 || dtype == LLAISYS_DTYPE_F16 || dtype == LLAISYS_DTYPE_BF16;
 }
 
 size_t dtype_block_elems(llaisysDataType_t dtype) { return dtype_is_quantized(dtype) ? 32 : 1; }

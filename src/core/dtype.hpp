@@ -71,7 +71,7 @@ inline fp16_t f32_to_f16(float f) {
     std::memcpy(&u, &f, 4);
     uint32_t sign = (u >> 16) & 0x8000u;
     uint32_t abs = u & 0x7fffffffu;
-    if (abs > 0x7f800000u) return fp16_t{uint16_t(sign | 0x7e00u)}; // NaN
+    if (abs > 0x7f800000u) return fp16_t{uint16_t(sign | 0x7e00u)};  // NaN
     if (abs >= 0x477ff000u) return fp16_t{uint16_t(sign | 0x7c00u)}; // overflow -> inf
     if (abs < 0x38800000u) { // subnormal or zero: round via float addition
         float a;
@@ -97,7 +97,8 @@ template <> inline fp16_t from_f32<fp16_t>(float v) { return f32_to_f16(v); }
 template <> inline bf16_t from_f32<bf16_t>(float v) { return f32_to_bf16(v); }
 
 // Calls f with a null pointer of the C++ type of a floating dtype, e.g.
-//   dispatch_float(dt, "rms_norm", [&](auto tag) { using T = std::remove_pointer_t<decltype(tag)>; ... });
+//   dispatch_float(dt, "rms_norm", [&](auto tag) { using T = std::remove_pointer_t<decltype(tag)>;
+//   ... });
 template <typename F> void dispatch_float(llaisysDataType_t dtype, const char *op, F &&f) {
     switch (dtype) {
     case LLAISYS_DTYPE_F32:

@@ -84,9 +84,9 @@ template <typename F> llaisysStatus_t api_guard(F &&f) noexcept {
 
 } // namespace llaisys
 
-#define LLAISYS_CHECK(cond, status, ...)                                                         \
-    do {                                                                                         \
-        if (!(cond)) ::llaisys::fail(status, __VA_ARGS__);                                       \
+#define LLAISYS_CHECK(cond, status, ...)                                                           \
+    do {                                                                                           \
+        if (!(cond)) ::llaisys::fail(status, __VA_ARGS__);                                         \
     } while (0)
 #define CHECK_ARG(cond, ...) LLAISYS_CHECK(cond, LLAISYS_ERR_INVALID_ARGUMENT, __VA_ARGS__)
 #define CHECK_SHAPE(cond, ...) LLAISYS_CHECK(cond, LLAISYS_ERR_SHAPE, __VA_ARGS__)

@@ -55,7 +55,9 @@ __C llaisysStatus_t llaisysDeviceMemoryInfo(llaisysDeviceType_t device, int devi
         if (device == LLAISYS_DEVICE_NVIDIA)
             return llaisys::device::nvidia::memory_info(device_id, free_bytes, total_bytes);
 #endif
-        llaisys::fail(LLAISYS_ERR_DEVICE, "llaisysDeviceMemoryInfo: no memory query for device "
-                      "type ", int(device));
+        llaisys::fail(LLAISYS_ERR_DEVICE,
+                      "llaisysDeviceMemoryInfo: no memory query for device "
+                      "type ",
+                      int(device));
     });
 }

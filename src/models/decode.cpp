@@ -101,8 +101,9 @@ Step validate(const LlaisysModelMeta &m, const KvCache &kv, const LlaisysBatch &
                 int64_t(b.block_tables[size_t(s.seq[i]) * width + size_t(p) / bs]) * int64_t(bs) +
                 p % int64_t(bs);
             if (slot != expect)
-                bad_batch("token ", i, ": slot ", slot, " does not match the block table of sequence ",
-                          s.seq[i], " at position ", p, " (expected ", expect, ")");
+                bad_batch("token ", i, ": slot ", slot,
+                          " does not match the block table of sequence ", s.seq[i], " at position ",
+                          p, " (expected ", expect, ")");
         }
         std::vector<int64_t> sorted = s.cells;
         std::sort(sorted.begin(), sorted.end());
@@ -147,9 +148,9 @@ void slot_key_map(const KvCache &kv, Step &s) {
     for (size_t i = 0; i < s.n; ++i) {
         const size_t r = row_of[s.seq[i]];
         const auto &cells = lists[r];
-        const auto end = std::upper_bound(
-            cells.begin(), cells.end(), s.pos[i],
-            [](int64_t p, const KvCache::Cell &c) { return p < c.pos; });
+        const auto end =
+            std::upper_bound(cells.begin(), cells.end(), s.pos[i],
+                             [](int64_t p, const KvCache::Cell &c) { return p < c.pos; });
         s.key_row.push_back(start[r]);
         s.n_keys.push_back(int32_t(end - cells.begin()));
     }
@@ -221,8 +222,10 @@ Model::StepInputs Model::upload_step(const Step &s) {
     in.cells = upload(ws_.cells_i, LLAISYS_DTYPE_I64, s.cells);
     in.keys = KeyMap{upload(ws_.key_table_i, LLAISYS_DTYPE_I32, s.key_table),
                      upload(ws_.key_row_i, LLAISYS_DTYPE_I64, s.key_row),
-                     upload(ws_.n_keys_i, LLAISYS_DTYPE_I32, s.n_keys), s.block_size,
-                     size_t(*std::max_element(s.n_keys.begin(), s.n_keys.end())), nullptr};
+                     upload(ws_.n_keys_i, LLAISYS_DTYPE_I32, s.n_keys),
+                     s.block_size,
+                     size_t(*std::max_element(s.n_keys.begin(), s.n_keys.end())),
+                     nullptr};
     if (!s.out_rows.empty() && s.out_rows.size() < s.n)
         in.out_rows = upload(ws_.out_rows_i, LLAISYS_DTYPE_I64, s.out_rows);
     return in;
@@ -339,7 +342,7 @@ void Model::decode(KvCache &kv, const LlaisysBatch &batch) {
 }
 
 // Batch sizes with a graph of their own; a step pads its batch to the next one.
-constexpr size_t kGraphSizes[] = {1,  2,  4,  8,  16,  24,  32,  48,  64,  80,  96,
+constexpr size_t kGraphSizes[] = {1,   2,   4,   8,   16,  24,  32,  48,  64,  80, 96,
                                   112, 128, 144, 160, 176, 192, 208, 224, 240, 256};
 
 bool Model::graph_step(const KvCache &kv, const Step &s, const LlaisysBatch &b) const {
@@ -364,11 +367,14 @@ bool Model::graph_step(const KvCache &kv, const Step &s, const LlaisysBatch &b) 
 std::vector<const void *> Model::graph_buffers(const KvCache &kv) const {
     std::vector<const void *> p;
     auto add = [&](const tensor_t &t) { p.push_back(t ? t->data() : nullptr); };
-    for (const tensor_t *t : {&ws_.x, &ws_.xn, &ws_.q, &ws_.k, &ws_.v, &ws_.attn, &ws_.o,
-                              &ws_.gate, &ws_.up, &ws_.act, &ws_.out_xn, &ws_.logits,
-                              &ws_.out_ids, &ws_.tokens_i, &ws_.pos_i, &ws_.cells_i,
-                              &ws_.key_row_i, &ws_.n_keys_i, &ws_.key_table_i, &ws_.params_u8,
-                              &ws_.attn_scratch, &embed_, &norm_, &lm_head_})
+    for (const tensor_t *t : {&ws_.x,           &ws_.xn,        &ws_.q,
+                              &ws_.k,           &ws_.v,         &ws_.attn,
+                              &ws_.o,           &ws_.gate,      &ws_.up,
+                              &ws_.act,         &ws_.out_xn,    &ws_.logits,
+                              &ws_.out_ids,     &ws_.tokens_i,  &ws_.pos_i,
+                              &ws_.cells_i,     &ws_.key_row_i, &ws_.n_keys_i,
+                              &ws_.key_table_i, &ws_.params_u8, &ws_.attn_scratch,
+                              &embed_,          &norm_,         &lm_head_})
         add(*t);
     for (size_t l = 0; l < meta_.n_layer; ++l) {
         add(ws_.backup_k[l]);
@@ -376,8 +382,8 @@ std::vector<const void *> Model::graph_buffers(const KvCache &kv) const {
         add(kv.k(l));
         add(kv.v(l));
         const Layer &w = layers_[l];
-        for (const tensor_t *t : {&w.input_norm, &w.post_norm, &w.q, &w.k, &w.v, &w.o,
-                                  &w.q_bias, &w.k_bias, &w.v_bias, &w.gate, &w.up, &w.down})
+        for (const tensor_t *t : {&w.input_norm, &w.post_norm, &w.q, &w.k, &w.v, &w.o, &w.q_bias,
+                                  &w.k_bias, &w.v_bias, &w.gate, &w.up, &w.down})
             add(*t);
     }
     return p;
@@ -410,8 +416,8 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
         ws_.attn_scratch = new_tensor(
             {attention_scratch_floats(device_, max_nb, m.n_head, m.head_dim)}, LLAISYS_DTYPE_F32);
         const size_t cols = (m.max_position + s.block_size - 1) / s.block_size;
-        ws_.key_table_i = new_tensor({std::max(max_nb * cols, s.key_table.size())},
-                                     LLAISYS_DTYPE_I32);
+        ws_.key_table_i =
+            new_tensor({std::max(max_nb * cols, s.key_table.size())}, LLAISYS_DTYPE_I32);
         ws_.params_u8 = new_tensor({max_nb * sizeof(LlaisysSamplingParams)}, LLAISYS_DTYPE_U8);
     }
     StepInputs in = upload_step(s);

@@ -77,11 +77,11 @@ void KvCache::release_blocks(const int32_t *block_ids, size_t n) {
                   "release_blocks: the cache is not BLOCK layout");
     CHECK_ARG(block_ids != nullptr || n == 0, "release_blocks: null block_ids");
     for (size_t i = 0; i < n; ++i)
-        CHECK_ARG(block_ids[i] >= 0 && size_t(block_ids[i]) < n_blocks(), "release_blocks: block id ",
-                  block_ids[i], " out of range [0, ", n_blocks(), ")");
+        CHECK_ARG(block_ids[i] >= 0 && size_t(block_ids[i]) < n_blocks(),
+                  "release_blocks: block id ", block_ids[i], " out of range [0, ", n_blocks(), ")");
     for (size_t i = 0; i < n; ++i)
-        for (size_t c = size_t(block_ids[i]) * block_size_; c < size_t(block_ids[i] + 1) * block_size_;
-             ++c) {
+        for (size_t c = size_t(block_ids[i]) * block_size_;
+             c < size_t(block_ids[i] + 1) * block_size_; ++c) {
             used_ -= cell_used_[c];
             cell_used_[c] = 0;
         }
@@ -199,9 +199,9 @@ std::vector<int64_t> KvCache::pos_max_all() const {
 
 std::vector<int64_t> KvCache::allocate(const std::vector<int64_t> &pos,
                                        const std::vector<int32_t> &seq) {
-    LLAISYS_CHECK(pos.size() <= free_list_.size(), LLAISYS_ERR_NO_KV_SPACE, "kv cache full: ",
-                  pos.size(), " tokens need cells, ", free_list_.size(), " of ", n_cells_,
-                  " are free");
+    LLAISYS_CHECK(pos.size() <= free_list_.size(), LLAISYS_ERR_NO_KV_SPACE,
+                  "kv cache full: ", pos.size(), " tokens need cells, ", free_list_.size(), " of ",
+                  n_cells_, " are free");
     std::vector<int64_t> cells(pos.size());
     for (size_t i = 0; i < pos.size(); ++i) {
         const int32_t c = free_list_.back();

@@ -18,12 +18,12 @@ void check_rows(const char *op, const tensor_t &cells, const tensor_t &idx, cons
     ops::check_same_dtype(op, {cells, rows});
     ops::check_dtype(op, idx, LLAISYS_DTYPE_I64, "idx");
     ops::check_contiguous(op, {cells, idx, rows});
-    CHECK_SHAPE(cells->ndim() >= 1 && rows->ndim() == cells->ndim() && idx->ndim() == 1 &&
-                    idx->dim(0) == rows->dim(0) &&
-                    std::equal(cells->shape().begin() + 1, cells->shape().end(),
-                               rows->shape().begin() + 1),
-                op, ": shapes do not fit: ", shape_str(cells->shape()), ", ",
-                shape_str(idx->shape()), ", ", shape_str(rows->shape()));
+    CHECK_SHAPE(
+        cells->ndim() >= 1 && rows->ndim() == cells->ndim() && idx->ndim() == 1 &&
+            idx->dim(0) == rows->dim(0) &&
+            std::equal(cells->shape().begin() + 1, cells->shape().end(), rows->shape().begin() + 1),
+        op, ": shapes do not fit: ", shape_str(cells->shape()), ", ", shape_str(idx->shape()), ", ",
+        shape_str(rows->shape()));
 }
 
 } // namespace
@@ -92,16 +92,14 @@ void paged_attention(tensor_t out, tensor_t q, tensor_t k_cache, tensor_t v_cach
                                     keys.block_size, s, scale, out->dtype());
 #ifdef LLAISYS_ENABLE_NVIDIA
     case LLAISYS_DEVICE_NVIDIA:
-        return nvidia::paged_attention(out->data(), q->data(), k_cache->data(), v_cache->data(),
-                                       reinterpret_cast<const int32_t *>(keys.table->data()),
-                                       reinterpret_cast<const int64_t *>(keys.row->data()),
-                                       reinterpret_cast<const int32_t *>(keys.n_keys->data()),
-                                       keys.block_size, s, scale, out->dtype(), keys.max_keys,
-                                       out->device_id(),
-                                       keys.scratch ? reinterpret_cast<float *>(
-                                                          keys.scratch->data())
-                                                    : nullptr,
-                                       keys.scratch ? keys.scratch->numel() : 0);
+        return nvidia::paged_attention(
+            out->data(), q->data(), k_cache->data(), v_cache->data(),
+            reinterpret_cast<const int32_t *>(keys.table->data()),
+            reinterpret_cast<const int64_t *>(keys.row->data()),
+            reinterpret_cast<const int32_t *>(keys.n_keys->data()), keys.block_size, s, scale,
+            out->dtype(), keys.max_keys, out->device_id(),
+            keys.scratch ? reinterpret_cast<float *>(keys.scratch->data()) : nullptr,
+            keys.scratch ? keys.scratch->numel() : 0);
 #endif
     default:
         ops::unsupported_device(op, out);

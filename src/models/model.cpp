@@ -13,9 +13,9 @@ void check_meta(const LlaisysModelMeta &m) {
     CHECK_DTYPE(dtype_is_float(m.dtype), "model meta: dtype must be F32, F16 or BF16, got ",
                 dtype_name(m.dtype));
     CHECK_ARG(m.n_layer >= 1, "model meta: n_layer must be >= 1");
-    CHECK_ARG(m.hidden_size >= 1 && m.intermediate_size >= 1 && m.vocab_size >= 1 &&
-                  m.max_position >= 1,
-              "model meta: hidden_size, intermediate_size, vocab_size and max_position must be >= 1");
+    CHECK_ARG(
+        m.hidden_size >= 1 && m.intermediate_size >= 1 && m.vocab_size >= 1 && m.max_position >= 1,
+        "model meta: hidden_size, intermediate_size, vocab_size and max_position must be >= 1");
     CHECK_ARG(m.n_head >= 1 && m.n_kv_head >= 1 && m.n_head % m.n_kv_head == 0,
               "model meta: n_head (", m.n_head, ") must be a positive multiple of n_kv_head (",
               m.n_kv_head, ")");
@@ -23,7 +23,8 @@ void check_meta(const LlaisysModelMeta &m) {
               m.head_dim);
     CHECK_ARG(std::isfinite(m.rms_norm_eps) && m.rms_norm_eps > 0.f,
               "model meta: rms_norm_eps must be > 0");
-    CHECK_ARG(std::isfinite(m.rope_theta) && m.rope_theta > 0.f, "model meta: rope_theta must be > 0");
+    CHECK_ARG(std::isfinite(m.rope_theta) && m.rope_theta > 0.f,
+              "model meta: rope_theta must be > 0");
 }
 
 } // namespace
@@ -36,7 +37,8 @@ Model::Model(const LlaisysModelMeta &meta, llaisysDeviceType_t device, int devic
                  kv = meta_.n_kv_head * meta_.head_dim, inter = meta_.intermediate_size;
     add_weight("model.embed_tokens.weight", {meta_.vocab_size, h}, false, &embed_);
     add_weight("model.norm.weight", {h}, false, &norm_);
-    if (!meta_.tie_word_embeddings) add_weight("lm_head.weight", {meta_.vocab_size, h}, true, &lm_head_);
+    if (!meta_.tie_word_embeddings)
+        add_weight("lm_head.weight", {meta_.vocab_size, h}, true, &lm_head_);
     for (size_t i = 0; i < meta_.n_layer; ++i) {
         Layer &l = layers_[i];
         const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -79,11 +81,11 @@ void Model::set_weight(const std::string &name, const void *data, llaisysDataTyp
     CHECK_SHAPE(shape == w.shape, "weight '", name, "': shape ", shape_str(shape), ", expected ",
                 shape_str(w.shape));
     const bool quantized = dtype_is_quantized(dtype);
-    CHECK_DTYPE(dtype_is_float(dtype) || (quantized && shape.size() == 2),
-                "weight '", name, "': dtype ", dtype_name(dtype),
+    CHECK_DTYPE(dtype_is_float(dtype) || (quantized && shape.size() == 2), "weight '", name,
+                "': dtype ", dtype_name(dtype),
                 " is not accepted (F32/F16/BF16, or Q8_0/Q4_0/Q4_1 for matrices)");
-    CHECK_SHAPE(!quantized || shape[1] % dtype_block_elems(dtype) == 0, "weight '", name, "': ",
-                dtype_name(dtype), " needs rows of a multiple of 32 elements, got ",
+    CHECK_SHAPE(!quantized || shape[1] % dtype_block_elems(dtype) == 0, "weight '", name,
+                "': ", dtype_name(dtype), " needs rows of a multiple of 32 elements, got ",
                 shape_str(shape));
     CHECK_ARG(data != nullptr, "weight '", name, "': null data");
 

@@ -45,8 +45,8 @@ private:
     struct Workspace {
         size_t tokens = 0, outputs = 0;
         tensor_t x, xn, q, k, v, attn, o, gate, up, act; // [tokens, ...]
-        std::vector<tensor_t> backup_k, backup_v;         // BLOCK rollback, per layer
-        tensor_t out_x, out_xn, logits, out_ids;          // [outputs, ...]
+        std::vector<tensor_t> backup_k, backup_v;        // BLOCK rollback, per layer
+        tensor_t out_x, out_xn, logits, out_ids;         // [outputs, ...]
         // Step metadata, each grown on its own.
         tensor_t tokens_i, pos_i, cells_i, out_rows_i, key_row_i, n_keys_i, key_table_i;
         tensor_t params_u8;    // sampling params of a graph step, on the device
@@ -68,8 +68,7 @@ private:
     StepInputs upload_step(const Step &step);
     // Runs the layers, writing the batch's K/V; returns the hidden rows of the output
     // tokens (null when there are none). Launches work only (a graph step captures it).
-    tensor_t forward(KvCache &kv, const Step &step, const StepInputs &in,
-                     size_t &layers_backed_up);
+    tensor_t forward(KvCache &kv, const Step &step, const StepInputs &in, size_t &layers_backed_up);
     tensor_t logits_of(const tensor_t &out_x);
     // Attention output projection, residual and MLP of one layer over the rows of x.
     void finish_layer(const Layer &w, const tensor_t &x, const tensor_t &attn);

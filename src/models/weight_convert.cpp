@@ -57,7 +57,8 @@ void dequantize(float *out, const std::byte *block, llaisysDataType_t dtype) {
     }
 }
 
-template <typename D> void convert_to(D *dst, const void *src, llaisysDataType_t src_dtype, size_t n) {
+template <typename D>
+void convert_to(D *dst, const void *src, llaisysDataType_t src_dtype, size_t n) {
     const int threads = device::cpu::num_threads();
     if (dtype_is_quantized(src_dtype)) {
         const auto *blocks = static_cast<const std::byte *>(src);

@@ -14,7 +14,8 @@ inline void check_not_null(const char *op, std::initializer_list<const tensor_t 
 inline void check_same_device(const char *op, std::initializer_list<tensor_t> ts) {
     const tensor_t &first = *ts.begin();
     for (const tensor_t &t : ts)
-        CHECK_DEVICE(t->device_type() == first->device_type() && t->device_id() == first->device_id(),
+        CHECK_DEVICE(t->device_type() == first->device_type() &&
+                         t->device_id() == first->device_id(),
                      op, ": operands are on different devices");
 }
 
@@ -32,7 +33,8 @@ inline void check_dtype(const char *op, const tensor_t &t, llaisysDataType_t dty
 }
 
 inline void check_contiguous(const char *op, std::initializer_list<tensor_t> ts) {
-    for (const tensor_t &t : ts) CHECK_SHAPE(t->is_contiguous(), op, ": operand must be contiguous");
+    for (const tensor_t &t : ts)
+        CHECK_SHAPE(t->is_contiguous(), op, ": operand must be contiguous");
 }
 
 inline void check_ndim(const char *op, const tensor_t &t, size_t ndim, const char *what) {

@@ -185,8 +185,9 @@ std::string Tensor::info() const {
     std::string strides = "[";
     for (size_t i = 0; i < strides_.size(); ++i)
         strides += (i ? ", " : "") + std::to_string(strides_[i]);
-    return str_cat("Tensor(shape=", shape_str(shape_), ", strides=", strides, "], dtype=",
-                   dtype_name(dtype_), ", device=", int(device_type()), ":", device_id(), ")");
+    return str_cat("Tensor(shape=", shape_str(shape_), ", strides=", strides,
+                   "], dtype=", dtype_name(dtype_), ", device=", int(device_type()), ":",
+                   device_id(), ")");
 }
 
 void Tensor::debug() const {

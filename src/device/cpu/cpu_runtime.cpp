@@ -24,10 +24,9 @@ void memcpy_async(void *dst, const void *src, size_t size, llaisysMemcpyKind_t k
     memcpy_sync(dst, src, size, kind);
 }
 
-const LlaisysRuntimeAPI api = {device_count,   set_device,     synchronize,
-                               create_stream,  destroy_stream, stream_synchronize,
-                               malloc_aligned, free_aligned,   malloc_aligned,
-                               free_aligned,   memcpy_sync,    memcpy_async};
+const LlaisysRuntimeAPI api = {device_count,   set_device,         synchronize,    create_stream,
+                               destroy_stream, stream_synchronize, malloc_aligned, free_aligned,
+                               malloc_aligned, free_aligned,       memcpy_sync,    memcpy_async};
 } // namespace
 
 const LlaisysRuntimeAPI *runtime_api() { return &api; }

@@ -166,9 +166,9 @@ void memcpy_async(void *dst, const void *src, size_t size, llaisysMemcpyKind_t k
                    "cudaMemcpyAsync");
 }
 
-const LlaisysRuntimeAPI api = {device_count,  set_device,  synchronize,        create_stream,
+const LlaisysRuntimeAPI api = {device_count,   set_device,         synchronize,   create_stream,
                                destroy_stream, stream_synchronize, malloc_device, free_device,
-                               malloc_host,   free_host,   memcpy_sync,        memcpy_async};
+                               malloc_host,    free_host,          memcpy_sync,   memcpy_async};
 
 } // namespace
 

@@ -2,6 +2,8 @@
 
 namespace llaisys::models::cpu {
 
-AttentionTaskFn attention_task_generic(llaisysDataType_t dtype) { return attention_task_for(dtype); }
+AttentionTaskFn attention_task_generic(llaisysDataType_t dtype) {
+    return attention_task_for(dtype);
+}
 
 } // namespace llaisys::models::cpu

@@ -58,9 +58,8 @@ void attention(T *out, const T *q, const std::byte *k_cache, const std::byte *v_
                 for (size_t c = 0; c < s.d; ++c)
                     qf[g * s.d + c] = to_f32(q[(i * s.nh + h0 + g) * s.d + c]) * scale;
             scores.resize(group * size_t(n_keys[i]));
-            task(AttentionTask{qf.data(), k_cache, v_cache, table + row[i], bs,
-                               size_t(n_keys[i]), group, s.d, s.dv, s.nkvh, kvh, scores.data(),
-                               acc.data()});
+            task(AttentionTask{qf.data(), k_cache, v_cache, table + row[i], bs, size_t(n_keys[i]),
+                               group, s.d, s.dv, s.nkvh, kvh, scores.data(), acc.data()});
             for (size_t g = 0; g < group; ++g)
                 for (size_t c = 0; c < s.dv; ++c)
                     out[(i * s.nh + h0 + g) * s.dv + c] = from_f32<T>(acc[g * s.dv + c]);
@@ -72,8 +71,8 @@ void attention(T *out, const T *q, const std::byte *k_cache, const std::byte *v_
 
 void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,
                      const std::byte *v_cache, const int32_t *table, const int64_t *row,
-                     const int32_t *n_keys, size_t block_size, const AttentionShape &s,
-                     float scale, llaisysDataType_t dtype) {
+                     const int32_t *n_keys, size_t block_size, const AttentionShape &s, float scale,
+                     llaisysDataType_t dtype) {
     dispatch_float(dtype, "paged_attention", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
         attention(reinterpret_cast<T *>(out), reinterpret_cast<const T *>(q), k_cache, v_cache,

@@ -18,7 +18,7 @@ struct AttentionShape {
 
 void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,
                      const std::byte *v_cache, const int32_t *table, const int64_t *row,
-                     const int32_t *n_keys, size_t block_size, const AttentionShape &s,
-                     float scale, llaisysDataType_t dtype);
+                     const int32_t *n_keys, size_t block_size, const AttentionShape &s, float scale,
+                     llaisysDataType_t dtype);
 
 } // namespace llaisys::models::cpu

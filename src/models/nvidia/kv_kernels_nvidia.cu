@@ -69,11 +69,10 @@ void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cach
                      float scale, llaisysDataType_t dtype, size_t max_keys, int device_id,
                      float *scratch, size_t scratch_floats) {
     const int nh = int(s.nh), nkvh = int(s.nkvh), d = int(s.d), dv = int(s.dv);
-    const ops::nvidia::AttentionDims a{int(s.n), nh,     nkvh,   d,     dv,
-                                       nh * dv,  dv,     nh * d, d,     d,
-                                       dv,       scale};
-    const PagedKeys keys{table, row, n_keys, int(block_size), ptrdiff_t(nkvh) * d,
-                         ptrdiff_t(nkvh) * dv};
+    const ops::nvidia::AttentionDims a{int(s.n), nh,     nkvh, d, dv, nh * dv,
+                                       dv,       nh * d, d,    d, dv, scale};
+    const PagedKeys keys{
+        table, row, n_keys, int(block_size), ptrdiff_t(nkvh) * d, ptrdiff_t(nkvh) * dv};
     ops::nvidia::dispatch_cuda_float(dtype, "paged_attention", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
         ops::nvidia::attention(reinterpret_cast<T *>(out), reinterpret_cast<const T *>(q),

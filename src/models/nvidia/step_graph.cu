@@ -15,8 +15,7 @@ void StepGraphs::run(size_t key, const std::vector<const void *> &buffers,
                      const std::function<void()> &body) {
     auto it = graphs_.find(key);
     if (it != graphs_.end() && it->second.buffers == buffers && it->second.exec) {
-        check_cuda(cudaGraphLaunch(cudaGraphExec_t(it->second.exec), stream()),
-                   "cudaGraphLaunch");
+        check_cuda(cudaGraphLaunch(cudaGraphExec_t(it->second.exec), stream()), "cudaGraphLaunch");
         return;
     }
     const bool seen = it != graphs_.end() && it->second.buffers == buffers;

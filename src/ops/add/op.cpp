@@ -11,8 +11,9 @@ void add(tensor_t c, tensor_t a, tensor_t b) {
     check_not_null("add", {&c, &a, &b});
     check_same_device("add", {c, a, b});
     check_same_dtype("add", {c, a, b});
-    CHECK_SHAPE(c->shape() == a->shape() && a->shape() == b->shape(), "add: shapes differ: ",
-                shape_str(c->shape()), ", ", shape_str(a->shape()), ", ", shape_str(b->shape()));
+    CHECK_SHAPE(c->shape() == a->shape() && a->shape() == b->shape(),
+                "add: shapes differ: ", shape_str(c->shape()), ", ", shape_str(a->shape()), ", ",
+                shape_str(b->shape()));
     check_contiguous("add", {c, a, b});
     switch (c->device_type()) {
     case LLAISYS_DEVICE_CPU:

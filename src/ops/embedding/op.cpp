@@ -16,9 +16,9 @@ void embedding(tensor_t out, tensor_t index, tensor_t weight) {
     check_ndim("embedding", out, 2, "out");
     check_ndim("embedding", index, 1, "index");
     check_ndim("embedding", weight, 2, "weight");
-    CHECK_SHAPE(out->dim(0) == index->dim(0) && out->dim(1) == weight->dim(1),
-                "embedding: out ", shape_str(out->shape()), " does not fit index ",
-                shape_str(index->shape()), " and weight ", shape_str(weight->shape()));
+    CHECK_SHAPE(out->dim(0) == index->dim(0) && out->dim(1) == weight->dim(1), "embedding: out ",
+                shape_str(out->shape()), " does not fit index ", shape_str(index->shape()),
+                " and weight ", shape_str(weight->shape()));
     check_contiguous("embedding", {out, index, weight});
     switch (out->device_type()) {
     case LLAISYS_DEVICE_CPU:

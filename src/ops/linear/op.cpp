@@ -42,13 +42,13 @@ void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias) {
     switch (out->device_type()) {
     case LLAISYS_DEVICE_CPU:
         return cpu::linear({out->data(), in->data(), m > 1 ? size_t(in->strides()[0]) : k,
-                            weight->data(), bias ? bias->data() : nullptr, wtype, in->dtype(), m,
-                            n, k});
+                            weight->data(), bias ? bias->data() : nullptr, wtype, in->dtype(), m, n,
+                            k});
 #ifdef LLAISYS_ENABLE_NVIDIA
     case LLAISYS_DEVICE_NVIDIA:
         return nvidia::linear({out->data(), in->data(), m > 1 ? size_t(in->strides()[0]) : k,
-                               weight->data(), bias ? bias->data() : nullptr, wtype, in->dtype(),
-                               m, n, k});
+                               weight->data(), bias ? bias->data() : nullptr, wtype, in->dtype(), m,
+                               n, k});
 #endif
     default:
         unsupported_device("linear", out);

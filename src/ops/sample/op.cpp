@@ -41,9 +41,9 @@ void sample(tensor_t out_ids, tensor_t logits, const LlaisysSamplingParams *para
                            logits->dtype(), rows, vocab, row_stride(logits), params);
 #ifdef LLAISYS_ENABLE_NVIDIA
     case LLAISYS_DEVICE_NVIDIA: { // the kernel reads the params from device memory
-        const tensor_t on_device = Tensor::create({rows * sizeof(LlaisysSamplingParams)},
-                                                  LLAISYS_DTYPE_U8, LLAISYS_DEVICE_NVIDIA,
-                                                  logits->device_id());
+        const tensor_t on_device =
+            Tensor::create({rows * sizeof(LlaisysSamplingParams)}, LLAISYS_DTYPE_U8,
+                           LLAISYS_DEVICE_NVIDIA, logits->device_id());
         on_device->load(params);
         return sample(out_ids, logits, on_device);
     }
@@ -62,8 +62,7 @@ void sample(tensor_t out_ids, tensor_t logits, const tensor_t &params) {
 #ifdef LLAISYS_ENABLE_NVIDIA
     case LLAISYS_DEVICE_NVIDIA:
         return nvidia::sample(reinterpret_cast<int64_t *>(out_ids->data()), logits->data(),
-                              logits->dtype(), logits->dim(0), logits->dim(1),
-                              row_stride(logits),
+                              logits->dtype(), logits->dim(0), logits->dim(1), row_stride(logits),
                               reinterpret_cast<const LlaisysSamplingParams *>(params->data()));
 #endif
     default:

@@ -13,8 +13,8 @@ void swiglu(tensor_t out, tensor_t gate, tensor_t up) {
     check_float("swiglu", {gate});
     check_same_dtype("swiglu", {out, gate, up});
     CHECK_SHAPE(out->shape() == gate->shape() && gate->shape() == up->shape(),
-                "swiglu: shapes differ: ", shape_str(out->shape()), ", ",
-                shape_str(gate->shape()), ", ", shape_str(up->shape()));
+                "swiglu: shapes differ: ", shape_str(out->shape()), ", ", shape_str(gate->shape()),
+                ", ", shape_str(up->shape()));
     check_contiguous("swiglu", {out, gate, up});
     switch (out->device_type()) {
     case LLAISYS_DEVICE_CPU:

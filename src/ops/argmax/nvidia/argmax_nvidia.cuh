@@ -18,8 +18,7 @@ __device__ __forceinline__ ArgBest better(ArgBest a, ArgBest b) {
 
 // Over row[0, n) by all threads of the block (blockDim.x a multiple of 32); NaN counts as
 // -inf, and a row of only NaN/-inf gives index 0. Every thread gets the result.
-template <typename T>
-__device__ ArgBest block_argmax(const T *row, size_t n, ArgBest *scratch) {
+template <typename T> __device__ ArgBest block_argmax(const T *row, size_t n, ArgBest *scratch) {
     ArgBest best{-INFINITY, 0};
     for (size_t i = threadIdx.x; i < n; i += blockDim.x) {
         const float v = to_float(row[i]);

@@ -30,19 +30,19 @@ void embedding(std::byte *out, const int64_t *index, const std::byte *weight, si
     check_cuda(cudaStreamIsCapturing(stream(), &capturing), "cudaStreamIsCapturing");
     if (capturing == cudaStreamCaptureStatusNone) {
         std::vector<int64_t> ids(n);
-        check_cuda(cudaMemcpyAsync(ids.data(), index, n * sizeof(int64_t),
-                                   cudaMemcpyDeviceToHost, stream()),
+        check_cuda(cudaMemcpyAsync(ids.data(), index, n * sizeof(int64_t), cudaMemcpyDeviceToHost,
+                                   stream()),
                    "embedding: index copy");
         check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
         for (size_t i = 0; i < n; ++i)
-            CHECK_ARG(ids[i] >= 0 && uint64_t(ids[i]) < vocab, "embedding: index ", ids[i],
-                      " at ", i, " out of range [0, ", vocab, ")");
+            CHECK_ARG(ids[i] >= 0 && uint64_t(ids[i]) < vocab, "embedding: index ", ids[i], " at ",
+                      i, " out of range [0, ", vocab, ")");
     }
     if (row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0 &&
         reinterpret_cast<uintptr_t>(weight) % 16 == 0)
-        gather_kernel<<<unsigned(n), 128, 0, stream()>>>(
-            reinterpret_cast<int4 *>(out), index, reinterpret_cast<const int4 *>(weight),
-            row_bytes / 16);
+        gather_kernel<<<unsigned(n), 128, 0, stream()>>>(reinterpret_cast<int4 *>(out), index,
+                                                         reinterpret_cast<const int4 *>(weight),
+                                                         row_bytes / 16);
     else
         gather_kernel<<<unsigned(n), 128, 0, stream()>>>(
             reinterpret_cast<unsigned char *>(out), index,

@@ -26,7 +26,9 @@ struct Avx2 {
     static float half_to_f32(uint16_t h) { return _cvtsh_ss(h); }
     static uint16_t f32_to_half(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 
-    static __m128i load128(const void *p) { return _mm_loadu_si128(static_cast<const __m128i *>(p)); }
+    static __m128i load128(const void *p) {
+        return _mm_loadu_si128(static_cast<const __m128i *>(p));
+    }
     static void f32x(const float *p, reg *w) {
         for (int q = 0; q < 4; ++q) w[q] = load(p + 8 * q);
     }
@@ -41,8 +43,8 @@ struct Avx2 {
     static void q8x(const int8_t *q, float d, reg *w) {
         const reg vd = _mm256_set1_ps(d);
         for (int i = 0; i < 4; ++i) {
-            const __m128i b = _mm_loadl_epi64(static_cast<const __m128i *>(
-                static_cast<const void *>(q + 8 * i)));
+            const __m128i b =
+                _mm_loadl_epi64(static_cast<const __m128i *>(static_cast<const void *>(q + 8 * i)));
             w[i] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)), vd);
         }
     }
@@ -64,8 +66,8 @@ struct Avx2 {
 
 namespace linear_avx2 {
 void gemm(const KernelArgs &a) { gemm_f32_act<Avx2>(a); }
-void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype,
-                 size_t rows, size_t k, float *dst, size_t ld_dst) {
+void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype, size_t rows,
+                 size_t k, float *dst, size_t ld_dst) {
     rows_to_f32_any<Avx2>(src, src_row_bytes, dtype, rows, k, dst, ld_dst);
 }
 } // namespace linear_avx2

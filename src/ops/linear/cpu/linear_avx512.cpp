@@ -22,7 +22,9 @@ struct Avx512 {
     static float half_to_f32(uint16_t h) { return _cvtsh_ss(h); }
     static uint16_t f32_to_half(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 
-    static __m128i load128(const void *p) { return _mm_loadu_si128(static_cast<const __m128i *>(p)); }
+    static __m128i load128(const void *p) {
+        return _mm_loadu_si128(static_cast<const __m128i *>(p));
+    }
     static __m256i load256(const void *p) {
         return _mm256_loadu_si256(static_cast<const __m256i *>(p));
     }
@@ -75,8 +77,8 @@ struct Bf16Dot {
 namespace linear_avx512 {
 void gemm_bf16_dot(const KernelArgs &a) { gemm_format<Avx512, Bf16Dot, BF16W>(a); }
 void gemm(const KernelArgs &a) { gemm_f32_act<Avx512>(a); }
-void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype,
-                 size_t rows, size_t k, float *dst, size_t ld_dst) {
+void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype, size_t rows,
+                 size_t k, float *dst, size_t ld_dst) {
     rows_to_f32_any<Avx512>(src, src_row_bytes, dtype, rows, k, dst, ld_dst);
 }
 } // namespace linear_avx512

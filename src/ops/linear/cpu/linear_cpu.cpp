@@ -51,8 +51,8 @@ float *scratch(std::vector<float> &buf, size_t n) {
     return buf.data();
 }
 
-void to_f32(const Kernels &kf, const std::byte *src, size_t src_row_bytes,
-            llaisysDataType_t dtype, size_t rows, size_t k, float *dst, size_t ld, int threads) {
+void to_f32(const Kernels &kf, const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype,
+            size_t rows, size_t k, float *dst, size_t ld, int threads) {
     const bool parallel = threads > 1 && rows > 1 && rows * k >= kParallelMinElems;
 #pragma omp parallel for schedule(static) num_threads(threads) if (parallel)
     for (ptrdiff_t r = 0; r < ptrdiff_t(rows); ++r)
@@ -75,12 +75,11 @@ void gemm_blas(const Kernels &kf, const KernelArgs &a) {
         const float *w = reinterpret_cast<const float *>(a.w) + j0 * a.k;
         if (!f32_w) {
             float *wbuf = scratch(t_w, kBlasPanelCols * a.k);
-            kf.rows_to_f32(a.w + j0 * a.w_row_bytes, a.w_row_bytes, a.wtype, nb, a.k, wbuf,
-                           a.k);
+            kf.rows_to_f32(a.w + j0 * a.w_row_bytes, a.w_row_bytes, a.wtype, nb, a.k, wbuf, a.k);
             w = wbuf;
         }
-        float *c = f32_out ? reinterpret_cast<float *>(a.out) + j0
-                           : scratch(t_c, a.m * kBlasPanelCols);
+        float *c =
+            f32_out ? reinterpret_cast<float *>(a.out) + j0 : scratch(t_c, a.m * kBlasPanelCols);
         const size_t ldc = f32_out ? a.n : nb;
         float beta = 0.0f;
         if (a.bias) { // sgemm accumulates onto C: start from the bias
@@ -88,8 +87,8 @@ void gemm_blas(const Kernels &kf, const KernelArgs &a) {
             beta = 1.0f;
         }
         scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(a.m), int(nb), int(a.k),
-                          1.0f, static_cast<const float *>(a.x), int(a.ldx), w, int(a.k), beta,
-                          c, int(ldc));
+                          1.0f, static_cast<const float *>(a.x), int(a.ldx), w, int(a.k), beta, c,
+                          int(ldc));
         if (!f32_out)
             dispatch_float(a.wtype, "linear", [&](auto tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;

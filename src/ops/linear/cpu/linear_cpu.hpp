@@ -38,20 +38,20 @@ struct KernelArgs {
 
 namespace linear_generic {
 void gemm(const KernelArgs &a);
-void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype,
-                 size_t rows, size_t k, float *dst, size_t ld_dst);
+void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype, size_t rows,
+                 size_t k, float *dst, size_t ld_dst);
 } // namespace linear_generic
 namespace linear_avx2 {
 void gemm(const KernelArgs &a);
-void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype,
-                 size_t rows, size_t k, float *dst, size_t ld_dst);
+void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype, size_t rows,
+                 size_t k, float *dst, size_t ld_dst);
 } // namespace linear_avx2
 namespace linear_avx512 {
 void gemm(const KernelArgs &a);
 // BF16 weights times BF16 activations with the AVX512-BF16 dot product (x is bf16).
 void gemm_bf16_dot(const KernelArgs &a);
-void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype,
-                 size_t rows, size_t k, float *dst, size_t ld_dst);
+void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype, size_t rows,
+                 size_t k, float *dst, size_t ld_dst);
 } // namespace linear_avx512
 
 } // namespace llaisys::ops::cpu

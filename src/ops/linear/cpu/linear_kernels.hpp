@@ -169,9 +169,10 @@ template <class V, class F> struct FloatDot {
 // With prefetch set (the first tile of a pass over a weight block), it also prefetches the
 // block after next (2 NR rows on; one block ahead is too close to hide the latency), in step
 // with the chunks: the hardware prefetcher alone does not ramp up on NR interleaved streams of
-// a few KiB each, and a decode step is bound by how fast weights arrive from memory. Quantized blocks (few bytes, much work each) go straight to L1
-// where dequantization wants them; float rows stream fast enough to thrash L1, so they go to
-// L2. Measured on Zen 4 (scripts/bench_ops.py). A prefetch past the end of W cannot fault.
+// a few KiB each, and a decode step is bound by how fast weights arrive from memory. Quantized
+// blocks (few bytes, much work each) go straight to L1 where dequantization wants them; float rows
+// stream fast enough to thrash L1, so they go to L2. Measured on Zen 4 (scripts/bench_ops.py). A
+// prefetch past the end of W cannot fault.
 template <class V, class D, class F, int NR, int MR>
 void tile(const KernelArgs &a, size_t j0, size_t i0, bool prefetch) {
     using X = typename D::xelem;
@@ -252,8 +253,7 @@ template <class V, class D, class F> void gemm_format(const KernelArgs &a) {
                 if (j0 + NR <= a.n) {
                     tile_rows<V, D, F, NR>(a, j0, i0, mr, i0 == p0);
                 } else {
-                    for (size_t j = j0; j < a.n; ++j)
-                        tile_rows<V, D, F, 1>(a, j, i0, mr, i0 == p0);
+                    for (size_t j = j0; j < a.n; ++j) tile_rows<V, D, F, 1>(a, j, i0, mr, i0 == p0);
                 }
             }
         }

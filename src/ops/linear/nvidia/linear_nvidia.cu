@@ -127,11 +127,11 @@ template <typename T, int M = 1> void launch_gemv(const cpu::LinearOperands &op)
            op.k >= size_t(slices) * 2 * 32 * (16 / sizeof(T)))
         slices *= 2;
     const size_t cols_per_block = size_t(kGemvWarps / slices);
-    gemv_kernel<T, M><<<unsigned((op.n + cols_per_block - 1) / cols_per_block), kGemvWarps * 32,
-                         0, stream()>>>(
-        reinterpret_cast<T *>(op.out), reinterpret_cast<const T *>(op.x), op.ldx,
-        reinterpret_cast<const T *>(op.w), reinterpret_cast<const T *>(op.bias), int(op.n),
-        int(op.k), slices);
+    gemv_kernel<T, M>
+        <<<unsigned((op.n + cols_per_block - 1) / cols_per_block), kGemvWarps * 32, 0, stream()>>>(
+            reinterpret_cast<T *>(op.out), reinterpret_cast<const T *>(op.x), op.ldx,
+            reinterpret_cast<const T *>(op.w), reinterpret_cast<const T *>(op.bias), int(op.n),
+            int(op.k), slices);
     check_launch("linear (gemv)");
 }
 
@@ -167,16 +167,15 @@ void linear(const cpu::LinearOperands &op) {
         dispatch_cuda_float(op.wtype, "linear", [&](auto tag) {
             using T = std::remove_pointer_t<decltype(tag)>;
             const unsigned grid = std::min(blocks_for(op.m * op.n, 256), 65535u);
-            fill_bias_kernel<<<grid, 256, 0, stream()>>>(reinterpret_cast<T *>(op.out),
-                                                         reinterpret_cast<const T *>(op.bias),
-                                                         op.m, op.n);
+            fill_bias_kernel<<<grid, 256, 0, stream()>>>(
+                reinterpret_cast<T *>(op.out), reinterpret_cast<const T *>(op.bias), op.m, op.n);
             check_launch("linear bias");
         });
     const float alpha = 1.0f, beta = op.bias ? 1.0f : 0.0f;
     // Column-major view: out^T [n, m] = W [k, n]^T . x^T [k, m].
     check_cublas(cublasGemmEx(handle(), CUBLAS_OP_T, CUBLAS_OP_N, int(op.n), int(op.m), int(op.k),
-                              &alpha, op.w, type, int(op.k), op.x, type, int(op.ldx), &beta,
-                              op.out, type, int(op.n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                              &alpha, op.w, type, int(op.k), op.x, type, int(op.ldx), &beta, op.out,
+                              type, int(op.n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                  "cublasGemmEx");
 }
 

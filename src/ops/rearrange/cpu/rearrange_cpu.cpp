@@ -5,8 +5,8 @@
 namespace llaisys::ops::cpu {
 
 void rearrange(std::byte *dst, const std::byte *src, const std::vector<size_t> &shape,
-               const std::vector<ptrdiff_t> &dst_strides,
-               const std::vector<ptrdiff_t> &src_strides, size_t elem_size) {
+               const std::vector<ptrdiff_t> &dst_strides, const std::vector<ptrdiff_t> &src_strides,
+               size_t elem_size) {
     const size_t ndim = shape.size();
     size_t total = 1;
     for (size_t d : shape) total *= d;
@@ -34,9 +34,10 @@ void rearrange(std::byte *dst, const std::byte *src, const std::vector<size_t> &
                         inner * elem_size);
         } else {
             for (size_t i = 0; i < inner; ++i)
-                std::memcpy(dst + (doff + ptrdiff_t(i) * dst_strides[ndim - 1]) * ptrdiff_t(elem_size),
-                            src + (soff + ptrdiff_t(i) * src_strides[ndim - 1]) * ptrdiff_t(elem_size),
-                            elem_size);
+                std::memcpy(
+                    dst + (doff + ptrdiff_t(i) * dst_strides[ndim - 1]) * ptrdiff_t(elem_size),
+                    src + (soff + ptrdiff_t(i) * src_strides[ndim - 1]) * ptrdiff_t(elem_size),
+                    elem_size);
         }
     }
 }

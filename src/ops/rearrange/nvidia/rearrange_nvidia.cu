@@ -16,8 +16,7 @@ struct Layout {
 };
 
 // A thread per element; W is an unsigned type of the element's size.
-template <typename W>
-__global__ void rearrange_kernel(W *dst, const W *src, Layout l, size_t n) {
+template <typename W> __global__ void rearrange_kernel(W *dst, const W *src, Layout l, size_t n) {
     for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
          i += size_t(gridDim.x) * blockDim.x) {
         size_t rest = i;
@@ -32,8 +31,7 @@ __global__ void rearrange_kernel(W *dst, const W *src, Layout l, size_t n) {
     }
 }
 
-template <typename W>
-void launch(std::byte *dst, const std::byte *src, const Layout &l, size_t n) {
+template <typename W> void launch(std::byte *dst, const std::byte *src, const Layout &l, size_t n) {
     const unsigned grid = std::min(blocks_for(n, 256), 65535u);
     rearrange_kernel<<<grid, 256, 0, stream()>>>(reinterpret_cast<W *>(dst),
                                                  reinterpret_cast<const W *>(src), l, n);
@@ -42,8 +40,8 @@ void launch(std::byte *dst, const std::byte *src, const Layout &l, size_t n) {
 } // namespace
 
 void rearrange(std::byte *dst, const std::byte *src, const std::vector<size_t> &shape,
-               const std::vector<ptrdiff_t> &dst_strides,
-               const std::vector<ptrdiff_t> &src_strides, size_t elem_size) {
+               const std::vector<ptrdiff_t> &dst_strides, const std::vector<ptrdiff_t> &src_strides,
+               size_t elem_size) {
     Layout l{int(shape.size()), {}, {}, {}};
     size_t n = 1;
     for (size_t k = 0; k < shape.size(); ++k) {

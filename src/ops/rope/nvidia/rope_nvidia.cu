@@ -11,9 +11,8 @@ using namespace device::nvidia;
 // One block per token; a thread per (head, pair). The angle is taken in double, as on
 // the CPU: at positions near 1e5 an f32 product is off by milliradians.
 template <typename T>
-__global__ void rope_kernel(T *out, cpu::TokenHeadStrides os, const T *in,
-                            cpu::TokenHeadStrides is, const int64_t *pos_ids, size_t heads,
-                            size_t d, double log_theta) {
+__global__ void rope_kernel(T *out, cpu::TokenHeadStrides os, const T *in, cpu::TokenHeadStrides is,
+                            const int64_t *pos_ids, size_t heads, size_t d, double log_theta) {
     const size_t half = d / 2, t = blockIdx.x;
     const double pos = double(pos_ids[t]);
     for (size_t j = threadIdx.x; j < heads * half; j += blockDim.x) {

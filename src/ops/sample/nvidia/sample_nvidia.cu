@@ -27,8 +27,8 @@ __device__ __forceinline__ uint32_t order_key(float v) {
 }
 
 template <bool Count, typename T>
-__device__ float mass_above(const T *row, size_t vocab, uint32_t key, float max_logit,
-                            float inv_t, float *scratch) {
+__device__ float mass_above(const T *row, size_t vocab, uint32_t key, float max_logit, float inv_t,
+                            float *scratch) {
     float acc = 0.0f;
     for (size_t i = threadIdx.x; i < vocab; i += kThreads) {
         const float l = to_float(row[i]);

@@ -12,8 +12,8 @@ namespace {
 void widen(const fp16_t *src, float *dst, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(
-                                      reinterpret_cast<const __m128i *>(src + i))));
+        _mm256_storeu_ps(
+            dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(src + i))));
     for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i].bits);
 }
 
@@ -139,7 +139,8 @@ struct Avx2Ops {
         }
         for (; i < dv; ++i) {
             float a = acc[i];
-            for (size_t j = 0; j < nb; ++j) a += p[j] * values.data[ptrdiff_t(j) * values.stride + i];
+            for (size_t j = 0; j < nb; ++j)
+                a += p[j] * values.data[ptrdiff_t(j) * values.stride + i];
             acc[i] = a;
         }
     }

@@ -47,8 +47,7 @@ void attend_row(float *acc, const float *q, const T *k, const T *v, size_t n_key
         run_sum = run_sum * rescale + Ops::exp_sum(scores, nb, block_max);
         Ops::scale(acc, rescale, a.dv);
         run_max = block_max;
-        const Rows values =
-            Ops::rows(v + ptrdiff_t(j0) * a.v_token, a.v_token, nb, a.dv, rows_buf);
+        const Rows values = Ops::rows(v + ptrdiff_t(j0) * a.v_token, a.v_token, nb, a.dv, rows_buf);
         Ops::accumulate(acc, scores, values, nb, a.dv);
     }
     Ops::scale(acc, 1.0f / run_sum, a.dv);

@@ -23,7 +23,7 @@ namespace llaisys::ops::nvidia {
 using namespace device::nvidia;
 
 constexpr int kWarps = 4;
-constexpr int kMaxGroup = 8; // query heads per block
+constexpr int kMaxGroup = 8;           // query heads per block
 constexpr int kTargetBlocks = 8 * 132; // 8 resident blocks per SM of an H100/H200
 constexpr int kMaxSplits = 64;
 
@@ -97,10 +97,10 @@ __global__ void __launch_bounds__(kWarps * 32)
 
     for (int i = threadIdx.x; i < kMaxGroup * DC * 32; i += blockDim.x) {
         const int h = i / (DC * 32), c = i % (DC * 32);
-        q_s[h][c] = h < nheads && c < a.d
-                        ? to_float(q[ptrdiff_t(t) * a.q_token + ptrdiff_t(h0 + h) * a.q_head + c]) *
-                              a.scale
-                        : 0.0f;
+        q_s[h][c] =
+            h < nheads && c < a.d
+                ? to_float(q[ptrdiff_t(t) * a.q_token + ptrdiff_t(h0 + h) * a.q_head + c]) * a.scale
+                : 0.0f;
     }
     __syncthreads();
 
@@ -118,8 +118,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
         for (int h = 0; h < kMaxGroup; ++h) s[h] = 0.0f;
         if (lane < count)
-            dot_heads<Vec, DC>(s, q_s, k + keys.k_row(t, j) + ptrdiff_t(g) * a.k_head, a.d,
-                               nheads);
+            dot_heads<Vec, DC>(s, q_s, k + keys.k_row(t, j) + ptrdiff_t(g) * a.k_head, a.d, nheads);
 #pragma unroll
         for (int h = 0; h < kMaxGroup; ++h) {
             if (h >= nheads) break;
@@ -185,8 +184,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 // out row (t, head) = the splits' partial softmaxes merged; a block per (t, head).
-template <typename T>
-__global__ void merge_splits_kernel(T *out, AttentionDims a, SplitOut part) {
+template <typename T> __global__ void merge_splits_kernel(T *out, AttentionDims a, SplitOut part) {
     const int t = blockIdx.x, head = blockIdx.y;
     const size_t r0 = (size_t(t) * a.nh + head) * part.splits;
     float mx = -INFINITY;
@@ -222,8 +220,10 @@ template <typename T, typename KeyAddr>
 void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &a,
                const KeyAddr &keys, int max_keys, int device_id, float *scratch,
                size_t scratch_floats) {
-    CHECK_ARG(a.d <= 256 && a.dv <= 256, "attention: head dims above 256 are not supported on "
-                                         "the GPU (d ", a.d, ", dv ", a.dv, ")");
+    CHECK_ARG(a.d <= 256 && a.dv <= 256,
+              "attention: head dims above 256 are not supported on "
+              "the GPU (d ",
+              a.d, ", dv ", a.dv, ")");
     if (a.n == 0) return;
     const int splits = attention_splits(a, max_keys);
     const int chunks = (a.nh / a.nkvh + kMaxGroup - 1) / kMaxGroup;
@@ -235,8 +235,8 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
             owned = Tensor::create({need}, LLAISYS_DTYPE_F32, LLAISYS_DEVICE_NVIDIA, device_id);
             scratch = reinterpret_cast<float *>(owned->data());
         } else {
-            CHECK_ARG(scratch_floats >= need, "attention: scratch of ", scratch_floats,
-                      " floats, ", need, " needed");
+            CHECK_ARG(scratch_floats >= need, "attention: scratch of ", scratch_floats, " floats, ",
+                      need, " needed");
         }
         part.o = scratch;
         part.m = part.o + rows * a.dv;
@@ -265,7 +265,7 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
     check_launch("attention");
     if (splits > 1) {
         merge_splits_kernel<<<dim3(unsigned(a.n), unsigned(a.nh)), 128, 0, stream()>>>(out, a,
-                                                                                      part);
+                                                                                       part);
         check_launch("attention merge");
     }
 }

@@ -21,9 +21,9 @@ struct DenseKeys {
 
 void self_attention(std::byte *out, const std::byte *q, const std::byte *k, const std::byte *v,
                     llaisysDataType_t dtype, const cpu::AttentionArgs &s, int device_id) {
-    const AttentionDims a{int(s.qlen),    int(s.n_heads), int(s.n_kv_heads), int(s.d),
-                          int(s.dv),      s.out_token,    s.out_head,        s.q_token,
-                          s.q_head,       s.k_head,       s.v_head,          s.scale};
+    const AttentionDims a{int(s.qlen), int(s.n_heads), int(s.n_kv_heads), int(s.d),
+                          int(s.dv),   s.out_token,    s.out_head,        s.q_token,
+                          s.q_head,    s.k_head,       s.v_head,          s.scale};
     const DenseKeys keys{int(s.qlen), int(s.klen), s.k_token, s.v_token};
     dispatch_cuda_float(dtype, "self_attention", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;

@@ -63,11 +63,7 @@ template <typename T> void run(T *out, const T *gate, const T *up, size_t n) {
 
 namespace swiglu_avx2 {
 void swiglu(float *out, const float *gate, const float *up, size_t n) { run(out, gate, up, n); }
-void swiglu(fp16_t *out, const fp16_t *gate, const fp16_t *up, size_t n) {
-    run(out, gate, up, n);
-}
-void swiglu(bf16_t *out, const bf16_t *gate, const bf16_t *up, size_t n) {
-    run(out, gate, up, n);
-}
+void swiglu(fp16_t *out, const fp16_t *gate, const fp16_t *up, size_t n) { run(out, gate, up, n); }
+void swiglu(bf16_t *out, const bf16_t *gate, const bf16_t *up, size_t n) { run(out, gate, up, n); }
 } // namespace swiglu_avx2
 } // namespace llaisys::ops::cpu

@@ -8,8 +8,7 @@ namespace {
 
 using namespace device::nvidia;
 
-template <typename T>
-__global__ void swiglu_kernel(T *out, const T *gate, const T *up, size_t n) {
+template <typename T> __global__ void swiglu_kernel(T *out, const T *gate, const T *up, size_t n) {
     for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
          i += size_t(gridDim.x) * blockDim.x) {
         const float g = to_float(gate[i]);

@@ -9,6 +9,11 @@ Stages follow the architecture milestones (see the seed description):
   sanitize  stage0 again against the core built with AddressSanitizer + UndefinedBehavior-
           Sanitizer (LLAISYS_SANITIZE=ON, in build/asan; cmake and ninja come with the test
           extras), --run-sanitize auto|always|never
+  cuda    stage0 again against the core built with the NVIDIA backend (LLAISYS_CUDA=ON, in
+          build/cuda): compiles the CUDA sources wherever nvcc is; without a GPU the device
+          tests skip and the CPU ones check that the CUDA build serves the CPU unchanged;
+          --run-cuda auto|always|never (auto: when nvcc and cuBLAS are there; cuBLAS
+          comes with the toolkit or the `cuda` extra: pip install -e ".[test,cuda]")
 Each stage runs as its own pytest process; the exit code is non-zero when any stage fails
 or a selected stage has no tests yet.
 """
@@ -32,8 +37,13 @@ STAGES = {
     "stage2": ["test/online"],
     "parity": ["test/parity"],
     "sanitize": ["test/core", "test/ops"],
+    "cuda": ["test/core", "test/ops"],
 }
-SANITIZE_BUILD = ROOT / "build" / "asan"
+# Stages that rerun stage0 against a core rebuilt with these CMake options, in build/<dir>.
+REBUILT = {
+    "sanitize": ("asan", ["-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DLLAISYS_SANITIZE=ON"]),
+    "cuda": ("cuda", ["-DCMAKE_BUILD_TYPE=Release", "-DLLAISYS_CUDA=ON"]),
+}
 POLICIES = ("auto", "always", "never")
 
 
@@ -48,6 +58,9 @@ def parse_args() -> argparse.Namespace:
                    help="HF-dependent checks inside stage0 (auto: when transformers is importable)")
     p.add_argument("--run-sanitize", choices=POLICIES, default="auto",
                    help="the sanitize stage in --suite all (auto: when cmake and ninja are "
+                        "on PATH)")
+    p.add_argument("--run-cuda", choices=POLICIES, default="auto",
+                   help="the cuda stage in --suite all (auto: when nvcc, cmake and ninja are "
                         "on PATH)")
     p.add_argument("--device", choices=["cpu", "nvidia"], default="cpu")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression")
@@ -73,6 +86,12 @@ def selected_stages(args: argparse.Namespace) -> list[str]:
     else:
         print(f"[run_tests] sanitize skipped (--run-sanitize {args.run_sanitize}"
               f"{', cmake/ninja not on PATH' if not build_tools() else ''})")
+    cuda_tools = cuda_toolchain() and build_tools()
+    if args.run_cuda == "always" or (args.run_cuda == "auto" and cuda_tools):
+        stages.append("cuda")
+    else:
+        print(f"[run_tests] cuda skipped (--run-cuda {args.run_cuda}"
+              f"{', no nvcc + cuBLAS, or no cmake/ninja' if not cuda_tools else ''})")
     return stages
 
 
@@ -80,19 +99,38 @@ def build_tools() -> bool:
     return all(shutil.which(tool) for tool in ("cmake", "ninja"))
 
 
-def sanitizer_env(env: dict[str, str]) -> dict[str, str] | None:
-    """Builds the core with ASan + UBSan (incrementally) and returns the environment that
-    runs Python against it; None when the build failed."""
+def cuda_toolchain() -> bool:
+    """nvcc on PATH and cuBLAS's header where CMakeLists.txt looks: the toolkit or the
+    nvidia-cublas wheel."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return False
+    places = [Path(nvcc).resolve().parent.parent / "include"]
+    spec = importlib.util.find_spec("nvidia")
+    if spec is not None and spec.submodule_search_locations:
+        places += [Path(p) / "cu13" / "include" for p in spec.submodule_search_locations]
+    return any((p / "cublas_v2.h").is_file() for p in places)
+
+
+def rebuilt_env(stage: str, env: dict[str, str]) -> dict[str, str] | None:
+    """Builds the core with the stage's CMake options (incrementally) and returns the
+    environment that runs Python against it; None when the build failed."""
+    folder, options = REBUILT[stage]
+    build_dir = ROOT / "build" / folder
     start = time.monotonic()
-    configure = ["cmake", "-S", str(ROOT), "-B", str(SANITIZE_BUILD), "-G", "Ninja",
-                 "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DLLAISYS_SANITIZE=ON"]
-    build = ["cmake", "--build", str(SANITIZE_BUILD), "-j", str(os.cpu_count() or 1)]
+    configure = ["cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", "Ninja", *options]
+    build = ["cmake", "--build", str(build_dir), "-j", str(os.cpu_count() or 1)]
     for cmd in (configure, build):
-        print(f"[run_tests] sanitize: {' '.join(cmd)}", flush=True)
+        print(f"[run_tests] {stage}: {' '.join(cmd)}", flush=True)
         if subprocess.run(cmd, cwd=ROOT).returncode != 0:
             return None
-    print(f"[run_tests] sanitize: built in {time.monotonic() - start:.0f}s", flush=True)
-    cache = (SANITIZE_BUILD / "CMakeCache.txt").read_text()
+    print(f"[run_tests] {stage}: built in {time.monotonic() - start:.0f}s", flush=True)
+    env = {**env, "LLAISYS_LIBRARY": str(build_dir / "libllaisys.so")}
+    return sanitizer_env(build_dir, env) if stage == "sanitize" else env
+
+
+def sanitizer_env(build_dir: Path, env: dict[str, str]) -> dict[str, str]:
+    cache = (build_dir / "CMakeCache.txt").read_text()
     compiler = re.search(r"^CMAKE_CXX_COMPILER:\w+=(.+)$", cache, re.M).group(1)
 
     def runtime(name: str) -> str:
@@ -101,8 +139,7 @@ def sanitizer_env(env: dict[str, str]) -> dict[str, str] | None:
 
     # The ASan runtime must come first; libstdc++ is preloaded with it so ASan's __cxa_throw
     # interceptor finds the real one (python itself does not link libstdc++).
-    return {**env, "LLAISYS_LIBRARY": str(SANITIZE_BUILD / "libllaisys.so"),
-            "LD_PRELOAD": f"{runtime('libasan.so')} {runtime('libstdc++.so')}",
+    return {**env, "LD_PRELOAD": f"{runtime('libasan.so')} {runtime('libstdc++.so')}",
             # CPython keeps its allocations to the end: leak reports would be noise.
             "ASAN_OPTIONS": "detect_leaks=0",
             "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
@@ -161,9 +198,9 @@ def main() -> int:
     total = {"passed": 0, "failed": 0, "skipped": 0}
     results = {}
     for stage in selected_stages(args):
-        stage_env = env if stage != "sanitize" else sanitizer_env(env)
+        stage_env = rebuilt_env(stage, env) if stage in REBUILT else env
         if stage_env is None:
-            print("[run_tests] sanitize: the sanitizer build failed — counted as failed")
+            print(f"[run_tests] {stage}: the build failed — counted as failed")
             counts = {"passed": 0, "failed": 1, "skipped": 0}
         else:
             counts = run_stage(stage, args, stage_env)

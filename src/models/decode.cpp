@@ -283,7 +283,7 @@ tensor_t Model::logits_of(const tensor_t &out_x) {
     const size_t n_out = out_x->dim(0);
     const tensor_t out_xn = rows(ws_.out_xn, n_out), logits = rows(ws_.logits, n_out);
     ops::rms_norm(out_xn, out_x, norm_, meta_.rms_norm_eps);
-    ops::linear(logits, out_xn, meta_.tie_word_embeddings ? embed_ : lm_head_, nullptr);
+    ops::linear(logits, out_xn, lm_head_ ? lm_head_ : embed_, nullptr);
     return logits;
 }
 

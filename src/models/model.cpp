@@ -89,8 +89,21 @@ void Model::set_weight(const std::string &name, const void *data, llaisysDataTyp
                 shape_str(shape));
     CHECK_ARG(data != nullptr, "weight '", name, "': null data");
 
-    const bool keep_quantized = quantized && w.projection && meta_.dtype == LLAISYS_DTYPE_F32 &&
-                                device_ == LLAISYS_DEVICE_CPU;
+    // CPU f32 models keep quantized projections as they are (the linear kernels dequantize
+    // in registers).
+    const bool cpu_quantized =
+        quantized && meta_.dtype == LLAISYS_DTYPE_F32 && device_ == LLAISYS_DEVICE_CPU;
+    const bool keep_quantized = cpu_quantized && w.projection;
+    if (w.dst == &embed_ && meta_.tie_word_embeddings) {
+        // Tied: lookups need the widened table, but the output projection reads every row
+        // of it each step, so it keeps the quantized one (a quarter of the f32 bytes for
+        // Q8_0). Otherwise it reads embed_.
+        lm_head_ = nullptr;
+        if (cpu_quantized) {
+            lm_head_ = new_tensor(shape, dtype);
+            lm_head_->load(data);
+        }
+    }
     if (keep_quantized || dtype == meta_.dtype) {
         tensor_t t = new_tensor(shape, dtype);
         t->load(data);

@@ -110,3 +110,17 @@ def test_quantized_projections_when_uploaded_then_match_their_dequantized_values
                                atol=1e-4, rtol=0)
     bf16 = logits(Model.from_config(model_config(hf), quantized, dtype="bfloat16"))
     assert np.abs(bf16 - ref).max() < 0.05 * np.abs(ref).max()
+
+
+def test_tied_embedding_when_reuploaded_as_float_then_output_projection_uses_new_values():
+    """A quantized tied table also serves as the output projection; a later float upload of
+    the table must replace both uses."""
+    hf = tiny_hf_model("llama")
+    weights = hf_weights(hf)
+    embed = next(w for w in weights if w.name == "model.embed_tokens.weight")
+    blocks = quantize(np.flip(embed.data, 0).copy(), GGMLQuantizationType.Q8_0)
+    model = Model.from_config(model_config(hf), weights)
+    model.set_weight(embed.name, blocks, DataType.Q8_0, embed.shape)
+    model.set_weight(embed.name, embed.data, embed.dtype, embed.shape)
+    np.testing.assert_array_equal(logits(model), logits(Model.from_config(model_config(hf),
+                                                                          weights)))

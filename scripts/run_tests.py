@@ -190,6 +190,9 @@ def run_stage(stage: str, args: argparse.Namespace, env: dict[str, str]) -> dict
 def main() -> int:
     args = parse_args()
     env = dict(os.environ)
+    # Tests share two cores with the servers they start: idle OpenMP workers sleep instead
+    # of spinning on a core another process needs (a speed setting, not a correctness one).
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env["LLAISYS_RUN_PARITY"] = args.run_parity
     env["LLAISYS_RUN_HF"] = args.run_hf
     env["LLAISYS_TEST_DEVICE"] = args.device

@@ -38,11 +38,6 @@ def _candidates() -> list[Path]:
 
 
 def _load() -> ctypes.CDLL:
-    # OpenMP threads that wait for work sleep instead of spinning (libgomp reads this when the
-    # core loads it): on a machine whose cores other processes share, a spinning worker takes
-    # the core its master needs, and decode on 2 shared cores fell from 57 tok/s to far
-    # below 10 (scripts/bench_decode.py). An explicit OMP_WAIT_POLICY wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # OpenBLAS comes from the scipy-openblas32 wheel; load it first so the core's
     # dependency resolves wherever the wheel lives.
     try:

@@ -6,7 +6,7 @@ Stages follow the architecture milestones (see the seed description):
   stage1  offline engine: scheduler, block manager, executor, LLM (test/engine, test/offline)
   stage2  online serving and sampling (test/online)
   parity  against Hugging Face transformers (test/parity), gated by --run-parity
-  sanitize  stage0 again against the core built with AddressSanitizer + UndefinedBehavior-
+  sanitize  stage0 and stage1 again against the core built with AddressSanitizer + UndefinedBehavior-
           Sanitizer (LLAISYS_SANITIZE=ON, in build/asan; cmake and ninja come with the test
           extras), --run-sanitize auto|always|never
   cuda    stage0 again against the core built with the NVIDIA backend (LLAISYS_CUDA=ON, in
@@ -36,7 +36,7 @@ STAGES = {
     "stage1": ["test/engine", "test/offline"],
     "stage2": ["test/online"],
     "parity": ["test/parity"],
-    "sanitize": ["test/core", "test/ops"],
+    "sanitize": ["test/core", "test/ops", "test/engine", "test/offline"],
     "cuda": ["test/core", "test/ops"],
 }
 # Stages that rerun stage0 against a core rebuilt with these CMake options, in build/<dir>.

@@ -6,9 +6,9 @@ Stages follow the architecture milestones (see the seed description):
   stage1  offline engine: scheduler, block manager, executor, LLM (test/engine, test/offline)
   stage2  online serving and sampling (test/online)
   parity  against Hugging Face transformers (test/parity), gated by --run-parity
-  sanitize  stage0 and stage1 again against the core built with AddressSanitizer + UndefinedBehavior-
-          Sanitizer (LLAISYS_SANITIZE=ON, in build/asan; cmake and ninja come with the test
-          extras), --run-sanitize auto|always|never
+  sanitize  stage0 and stage1 again against the core built with AddressSanitizer +
+          UndefinedBehaviorSanitizer (LLAISYS_SANITIZE=ON, in build/asan; cmake and ninja
+          come with the test extras), --run-sanitize auto|always|never
   cuda    stage0 again against the core built with the NVIDIA backend (LLAISYS_CUDA=ON, in
           build/cuda): compiles the CUDA sources wherever nvcc is; without a GPU the device
           tests skip and the CPU ones check that the CUDA build serves the CPU unchanged;

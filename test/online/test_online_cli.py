@@ -85,7 +85,8 @@ def test_server_module_when_given_a_model_then_serves_openai_api_and_page(tiny_m
                                max_retries=0, timeout=60)
         assert [m.id for m in client.models.list().data] == ["tiny"]
         r = client.chat.completions.create(model="tiny", max_tokens=3,
-                                           messages=[{"role": "user", "content": "hi"}])
+                                           messages=[{"role": "user", "content": "hi"}],
+                                           extra_body={"ignore_eos": True})
         assert r.usage.completion_tokens == 3
         status, page = get(port, "/")
         assert status == 200 and "llaisys chat" in page

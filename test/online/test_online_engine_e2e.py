@@ -121,7 +121,8 @@ def test_chat_when_logprobs_asked_then_one_entry_per_token_with_top_k(server):
 
 def test_stream_when_include_usage_then_final_usage_chunk_counts_tokens(server):
     _, _, chunks = stream_chat(server.client(), messages=USER, max_tokens=7,
-                               stream_options={"include_usage": True})
+                               stream_options={"include_usage": True},
+                               extra_body={"ignore_eos": True})
     assert all(c.usage is None for c in chunks[:-1])
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 7
 
@@ -214,7 +215,9 @@ def test_prompt_when_longer_than_context_then_400_and_server_keeps_serving(serve
                                   {"model": MODEL, "prompt": "hi", "max_tokens": 1000})
     assert status == 400 and body["error"]["param"] == "max_tokens"
     assert server.request("GET", "/health") == (200, {"status": "ok"})
-    r = server.client().completions.create(model=MODEL, prompt="hi", max_tokens=2)
+    # ignore_eos: the random tiny model may sample its EOS first, which would end it early.
+    r = server.client().completions.create(model=MODEL, prompt="hi", max_tokens=2,
+                                           extra_body={"ignore_eos": True})
     assert r.usage.completion_tokens == 2
 
 

@@ -23,7 +23,6 @@ import asyncio
 import http.client
 import json
 import random
-import re
 import socket
 import subprocess
 import sys
@@ -34,6 +33,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import openai
+
+from llaisys.server.metrics import parse_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ("time person year way day thing man world life hand part child eye woman place work "
@@ -163,10 +164,11 @@ class MemorySampler:
         conn = http.client.HTTPConnection(self._host, self._port, timeout=5)
         conn.request("GET", "/metrics")
         text = conn.getresponse().read().decode()
+        samples = parse_metrics(text)
         for name in ("process_resident_memory_bytes", "llaisys_model_weight_bytes",
                      "llaisys_kv_cache_bytes"):
-            if m := re.search(rf"^{name} (\S+)$", text, re.M):
-                self.values[name] = float(m.group(1))
+            if name in samples:
+                self.values[name] = samples[name]
         self.peak_rss = max(self.peak_rss, self.values.get("process_resident_memory_bytes", 0))
 
     def _run(self) -> None:

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import httpx
 import psutil
-from prometheus_client.parser import text_string_to_metric_families
+
+from llaisys.server.metrics import parse_metrics
 
 WORDS = ("the a of to and in is it you that he was for on are with as his they be at one "
          "have this from or had by hot word but what some we can out other were all there "
@@ -88,13 +89,7 @@ def free_port() -> int:
 
 
 def metrics(base: str) -> dict[str, float]:
-    text = httpx.get(base + "/metrics", timeout=30).text
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
+    return parse_metrics(httpx.get(base + "/metrics", timeout=30).text)
 
 
 def wait_idle(base: str, timeout: float = 60.0) -> dict[str, float]:

@@ -11,10 +11,9 @@ from typing import Any
 
 import openai
 import uvicorn
-from prometheus_client.parser import text_string_to_metric_families
 
 from llaisys.server.async_engine import AsyncLLMEngine
-from llaisys.server.metrics import ServerMetrics
+from llaisys.server.metrics import ServerMetrics, parse_metrics
 from llaisys.server.openai_server import ServerConfig, create_app
 
 MODEL = "test-model"
@@ -75,12 +74,7 @@ class RunningServer:
         """Prometheus samples by name (with labels rendered as name{k=v,...})."""
         status, text = self.request("GET", "/metrics")
         assert status == 200
-        out: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-        return out
+        return parse_metrics(text)
 
     def wait_idle(self, timeout: float = 30.0) -> dict[str, float]:
         """Wait until no request runs or waits and no KV block is used; return metrics."""

@@ -70,10 +70,9 @@ class ModelRunner:
         logprobs: list[dict[int, float] | None] = [None] * len(out_seqs)
         if batch.want_logits:
             self._logit_controls(out_seqs, batch.sampling, result.logits, ids, logprobs)
-        out = ModelOutput(out_seqs, ids.tolist(), logprobs)
-        out.seconds = {"prepare": t1 - t0, "forward": t2 - t1,
-                       "logits": time.perf_counter() - t2}
-        return out
+        return ModelOutput(out_seqs, ids.tolist(), logprobs,
+                           {"prepare": t1 - t0, "forward": t2 - t1,
+                            "logits": time.perf_counter() - t2})
 
     @staticmethod
     def _logit_controls(seqs: list[Sequence], sampling: np.ndarray, logits: np.ndarray,

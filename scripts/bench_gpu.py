@@ -13,6 +13,7 @@ transformers (bf16, same GPU, same process) as the peer and the ratios printed:
 
     python scripts/bench_gpu.py                       # writes the checkpoint once
     python scripts/bench_gpu.py --num-seqs 64 --skip-hf
+    python scripts/bench_gpu.py --skip-hf --profile   # + llaisys' kernels of a prefill
 
 llaisys' decode and prefill figures call Model.decode directly (BLOCK KV, greedy sampling
 in the core); throughput runs the whole engine.
@@ -50,6 +51,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--skip", action="append", default=[],
                    choices=["decode", "prefill", "throughput"])
     p.add_argument("--skip-hf", action="store_true")
+    p.add_argument("--profile", action="store_true",
+                   help="print the GPU time of each kernel of one more llaisys prefill "
+                        "(torch.profiler)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 
@@ -139,6 +143,20 @@ def prefill_flops(cfg: dict, seqs: int, length: int) -> float:
     return seqs * (per_token * length + attention + 2 * h * cfg["vocab_size"])
 
 
+def print_kernel_times(fn, rows: int = 12) -> None:
+    """GPU time of each kernel fn launches, largest first (CUPTI sees llaisys' kernels)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        sync_time(fn)
+    events = [e for e in prof.key_averages() if e.device_time_total > 0]
+    events.sort(key=lambda e: e.device_time_total, reverse=True)
+    total = sum(e.device_time_total for e in events)
+    print(f"            kernels: {total / 1e3:.2f} ms of GPU time", flush=True)
+    for e in events[:rows]:
+        print(f"            {e.device_time_total / 1e3:9.2f} ms {e.count:6d}x  {e.key[:90]}")
+
+
 def gemm_ceiling() -> float:
     import torch
 
@@ -192,7 +210,10 @@ def bench_core(args, cfg: dict, rng: np.random.Generator) -> None:
         ratio_line("prefill", seqs * length / t, peer, "tok/s")
         print(f"            llaisys {flops / t / 1e12:.0f} TFLOP/s = "
               f"{100 * flops / t / 1e12 / ceiling:.0f}% of the bf16 GEMM ceiling "
-              f"({ceiling:.0f} TFLOP/s measured)", flush=True)
+              f"({ceiling:.0f} TFLOP/s measured); {1e3 * t:.1f} ms", flush=True)
+        if args.profile:
+            core.kv.clear()
+            print_kernel_times(lambda: core.prefill(prompts))
 
 
 def llaisys_generate(args, prompts: list[list[int]], outputs: list[int]) -> float:

@@ -43,6 +43,10 @@ CASES = [
     (5, 130, 8, 1, 64, 32),  # offset queries over several key blocks, dv != d
     (3, 4097, 2, 1, 16, 16),
     (64, 64, 9, 3, 64, 64),  # SmolLM2-135M head layout
+    # bf16/f16 on the GPU: tensor-core tiles of 64 queries, a tail of 8 left per token
+    (200, 200, 12, 2, 128, 128),
+    (77, 300, 6, 2, 128, 128),  # tiles after 223 cached keys, a tail of 13
+    (150, 150, 4, 4, 64, 64),  # a tail tile of 22 queries
 ]
 
 

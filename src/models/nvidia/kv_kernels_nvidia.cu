@@ -35,7 +35,8 @@ void move_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t 
     check_launch(Scatter ? "scatter_rows" : "gather_rows");
 }
 
-// Key j of token t is cell table[row[t] + j / block_size] * block_size + j % block_size.
+// Key j of token t is cell table[row[t] + j / block_size] * block_size + j % block_size;
+// tokens of one table row share their key list.
 struct PagedKeys {
     const int32_t *table;
     const int64_t *row;
@@ -43,12 +44,14 @@ struct PagedKeys {
     int block_size;
     ptrdiff_t k_cell, v_cell; // elements per cache cell
     __device__ int n_keys(int t) const { return count[t]; }
+    __device__ int64_t list(int t) const { return row[t]; }
     __device__ ptrdiff_t cell(int t, int j) const {
         return ptrdiff_t(table[row[t] + j / block_size]) * block_size + j % block_size;
     }
     __device__ ptrdiff_t k_row(int t, int j) const { return cell(t, j) * k_cell; }
     __device__ ptrdiff_t v_row(int t, int j) const { return cell(t, j) * v_cell; }
     ptrdiff_t k_pitch() const { return k_cell; }
+    ptrdiff_t v_pitch() const { return v_cell; }
 };
 
 } // namespace

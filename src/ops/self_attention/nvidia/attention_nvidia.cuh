@@ -1,8 +1,10 @@
-// Causal attention on the GPU, one kernel for every key layout: a KeyAddr policy says
-// how many keys a query token reads (n_keys(t)) and at which element offsets key j's K/V
-// rows start (k_row(t, j), v_row(t, j), every K offset a multiple of k_pitch()):
+// Causal attention on the GPU, one pair of kernels for every key layout: a KeyAddr policy
+// says how many keys a query token reads (n_keys(t)), which key list they come from
+// (list(t): tokens of one sequence share it) and at which element offsets key j's K/V rows
+// start (k_row(t, j), v_row(t, j), every offset a multiple of k_pitch() / v_pitch()):
 // contiguous keys for self_attention, cache cells through block tables for paged
-// attention.
+// attention. Tiles of many query tokens of one list go to the tensor-core kernel of
+// flash_attention_nvidia.cuh; the kernels below take the other tokens (decode).
 //
 // Grid: x = query token, y = (kv head, chunk of up to kMaxGroup of its query heads),
 // z = split of the token's keys (flash-decoding: short batches of long contexts spread
@@ -12,7 +14,7 @@
 // warps walks its keys one per warp; a lane owns dims lane, lane + 32, ... of the head.
 #pragma once
 
-#include "device/nvidia/nvidia_common.cuh"
+#include "ops/self_attention/nvidia/flash_attention_nvidia.cuh"
 #include "tensor/tensor.hpp"
 
 #include <algorithm>
@@ -26,13 +28,6 @@ constexpr int kWarps = 4;
 constexpr int kMaxGroup = 8;           // query heads per block
 constexpr int kTargetBlocks = 8 * 132; // 8 resident blocks per SM of an H100/H200
 constexpr int kMaxSplits = 64;
-
-struct AttentionDims {
-    int n, nh, nkvh, d, dv;
-    ptrdiff_t out_token, out_head, q_token, q_head;
-    ptrdiff_t k_head, v_head; // elements between kv heads within a key row
-    float scale;
-};
 
 // Partial results of split z: o [n, nh, splits, dv] normalised by l, then m and l.
 struct SplitOut {
@@ -79,15 +74,17 @@ __device__ __forceinline__ void dot_heads(float (&s)[kMaxGroup], const float (*q
 
 // Each warp takes tiles of 32 keys: lane i scores key i of the tile against every head,
 // the tile updates the running softmax once, then the warp adds the tile's values with
-// lanes over the head dims (each key's weight shuffled from its lane).
+// lanes over the head dims (each key's weight shuffled from its lane). With flash, tokens
+// of the tiles the flash kernel takes are skipped.
 template <int DC, bool Vec, typename T, typename KeyAddr>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_kernel(T *out, const T *q, const T *k, const T *v, AttentionDims a, KeyAddr keys,
-                     SplitOut part) {
+                     SplitOut part, bool flash) {
     __shared__ __align__(16) float q_s[kMaxGroup][DC * 32];
     __shared__ float m_s[kWarps][kMaxGroup], l_s[kWarps][kMaxGroup];
     __shared__ float o_s[kWarps][kMaxGroup][DC * 32];
     const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (flash && flash_takes_token(keys, a.n, t)) return;
     const int group = a.nh / a.nkvh, chunks = (group + kMaxGroup - 1) / kMaxGroup;
     const int g = blockIdx.y / chunks, h0 = g * group + (blockIdx.y % chunks) * kMaxGroup;
     const int nheads = min(kMaxGroup, g * group + group - h0);
@@ -184,8 +181,11 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 // out row (t, head) = the splits' partial softmaxes merged; a block per (t, head).
-template <typename T> __global__ void merge_splits_kernel(T *out, AttentionDims a, SplitOut part) {
+template <typename T, typename KeyAddr>
+__global__ void merge_splits_kernel(T *out, AttentionDims a, KeyAddr keys, SplitOut part,
+                                    bool flash) {
     const int t = blockIdx.x, head = blockIdx.y;
+    if (flash && flash_takes_token(keys, a.n, t)) return;
     const size_t r0 = (size_t(t) * a.nh + head) * part.splits;
     float mx = -INFINITY;
     for (int z = 0; z < part.splits; ++z)
@@ -225,6 +225,11 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
               "the GPU (d ",
               a.d, ", dv ", a.dv, ")");
     if (a.n == 0) return;
+    bool flash = false;
+    if constexpr (!std::is_same_v<T, float>) {
+        flash = a.n >= kFlashMinTokens && flash_fits(out, q, k, v, a, keys);
+        if (flash) flash_attention(out, q, k, v, a, keys);
+    }
     const int splits = attention_splits(a, max_keys);
     const int chunks = (a.nh / a.nkvh + kMaxGroup - 1) / kMaxGroup;
     tensor_t owned;
@@ -251,7 +256,7 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
                          reinterpret_cast<uintptr_t>(k) % 16 == 0;
     auto launch = [&](auto dc_tag, auto vec_tag) {
         attention_kernel<decltype(dc_tag)::value, decltype(vec_tag)::value>
-            <<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys, part);
+            <<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys, part, flash);
     };
     auto with_dc = [&](auto vec_tag) {
         if (dc <= 2) return launch(std::integral_constant<int, 2>(), vec_tag);
@@ -264,8 +269,8 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
         with_dc(std::false_type());
     check_launch("attention");
     if (splits > 1) {
-        merge_splits_kernel<<<dim3(unsigned(a.n), unsigned(a.nh)), 128, 0, stream()>>>(out, a,
-                                                                                       part);
+        merge_splits_kernel<<<dim3(unsigned(a.n), unsigned(a.nh)), 128, 0, stream()>>>(out, a, keys,
+                                                                                       part, flash);
         check_launch("attention merge");
     }
 }

@@ -6,15 +6,17 @@ namespace llaisys::ops::nvidia {
 
 namespace {
 
-// Keys 0..klen-qlen+t of query t, rows k_token / v_token elements apart (k_pitch: the
-// element pitch every K row offset is a multiple of).
+// Keys 0..klen-qlen+t of query t, all of one list, rows k_token / v_token elements apart
+// (the pitches every K / V row offset is a multiple of).
 struct DenseKeys {
     int qlen, klen;
     ptrdiff_t k_token, v_token;
     __device__ int n_keys(int t) const { return klen - qlen + t + 1; }
+    __device__ int64_t list(int) const { return 0; }
     __device__ ptrdiff_t k_row(int, int j) const { return ptrdiff_t(j) * k_token; }
     __device__ ptrdiff_t v_row(int, int j) const { return ptrdiff_t(j) * v_token; }
     ptrdiff_t k_pitch() const { return k_token; }
+    ptrdiff_t v_pitch() const { return v_token; }
 };
 
 } // namespace

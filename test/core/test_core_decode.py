@@ -10,6 +10,7 @@ import torch
 from llaisys.models import Model
 from test.utils.batch_builders import CacheRunner, SeqChunk, build_decode_batch
 from test.utils.hf_reference import VOCAB, hf_logits, tiny_model
+from test.utils.op_helpers import assert_module_passes_on_path, inside_forced_path_rerun
 
 torch.set_num_threads(1)
 
@@ -77,6 +78,26 @@ def test_prompt_and_greedy_steps_when_compared_with_transformers_then_within_1e_
         np.testing.assert_allclose(res.logits[0], hf_logits(hf, toks)[-1], atol=1e-4, rtol=0)
 
 
+# (hidden, (query heads, kv heads)): head dims with and without a 16-wide tail (8, 24, 40),
+# groups of 1 to 6 query heads per kv head (the CPU kernels take up to 4 at a time).
+HEAD_SHAPES = [(40, (5, 5)), (120, (5, 1)), (192, (8, 4)), (240, (6, 1)), (144, (6, 2))]
+
+
+@pytest.mark.parametrize("hidden,heads", HEAD_SHAPES)
+def test_head_shapes_when_prompt_and_steps_decoded_then_within_1e_4_of_transformers(
+        hidden, heads, test_device):
+    model, hf = tiny_model("llama", device=test_device, hidden=hidden, heads=heads)
+    toks = tokens_of(12, 37)  # 37 keys: two blocks of 16 and a tail
+    run = CacheRunner(model, "block")
+    res = run.decode([SeqChunk(0, toks, outputs="all")], sampling={"temperature": 0.0})
+    np.testing.assert_allclose(res.logits, hf_logits(hf, toks), atol=1e-4, rtol=0)
+    for _ in range(3):
+        toks.append(int(res.token_ids[-1]))
+        res = run.decode([SeqChunk(0, toks[-1:], start=len(toks) - 1)],
+                         sampling={"temperature": 0.0})
+        np.testing.assert_allclose(res.logits[0], hf_logits(hf, toks)[-1], atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_some_flagged_rows_when_decoding_then_rows_in_token_order_match_alone(pair, layout):
     model, _ = pair
@@ -127,3 +148,11 @@ def test_half_precision_model_when_decoding_then_close_to_float32(pair, dtype, t
     got = alone(half, "block", toks)
     assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()
     assert half.kv_bytes_per_token() * 2 == model.kv_bytes_per_token()
+
+
+@pytest.mark.skipif(inside_forced_path_rerun(), reason="already on a forced kernel path")
+@pytest.mark.parametrize("path", ["generic", "avx2"])
+def test_lower_kernel_path_when_decoding_then_module_passes(path: str, test_device: str):
+    if test_device != "cpu":
+        pytest.skip("the kernel path is a CPU choice")
+    assert_module_passes_on_path(__file__, path)

@@ -8,19 +8,17 @@ since the path is chosen once per process.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType, quants
 
 import llaisys
-from llaisys import DataType, Tensor, ops, runtime
+from llaisys import DataType, Tensor, ops
 from test.utils.op_helpers import (
     FLOAT_DTYPES,
     assert_close,
+    assert_module_passes_on_path,
+    inside_forced_path_rerun,
     padded_rows,
     random_values,
     to_numpy,
@@ -204,21 +202,7 @@ def test_null_tensor_when_linear_then_invalid_argument(null: str):
     _raises(llaisys.InvalidArgumentError, args["out"], args["in"], args["weight"])
 
 
-_SUBRUN = "LLAISYS_LINEAR_TEST_SUBRUN"
-
-
-@pytest.mark.skipif(bool(os.environ.get(_SUBRUN)), reason="already inside a forced-path run")
+@pytest.mark.skipif(inside_forced_path_rerun(), reason="already on a forced kernel path")
 @pytest.mark.parametrize("path", ["generic", "avx2"])
 def test_forced_lower_kernel_path_when_linear_then_module_passes(path: str):
-    if path == "avx2" and runtime.cpu_kernel_path() == "generic":
-        pytest.skip("this CPU has no AVX2 + FMA")
-    env = {**os.environ, "LLAISYS_CPU_PATH": path, _SUBRUN: "1"}
-    probe = subprocess.run(
-        [sys.executable, "-c", "from llaisys import runtime; print(runtime.cpu_kernel_path())"],
-        env=env, capture_output=True, text=True, check=True)
-    assert probe.stdout.strip() == path
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__],
-        env=env, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(
-            os.path.dirname(os.path.abspath(__file__)))))
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert_module_passes_on_path(__file__, path)

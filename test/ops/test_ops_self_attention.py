@@ -12,8 +12,8 @@ from llaisys import DataType, Tensor, ops
 from test.utils.op_helpers import (
     FLOAT_DTYPES,
     assert_close,
-    assert_module_passes_on_generic_path,
-    inside_generic_rerun,
+    assert_module_passes_on_path,
+    inside_forced_path_rerun,
     random_values,
     to_numpy,
     to_tensor,
@@ -144,6 +144,6 @@ def test_null_tensor_when_self_attention_then_invalid_argument():
         ops.self_attention(t, t, None, t, 1.0)
 
 
-@pytest.mark.skipif(inside_generic_rerun(), reason="already on the generic path")
+@pytest.mark.skipif(inside_forced_path_rerun(), reason="already on a forced kernel path")
 def test_generic_kernel_path_when_self_attention_then_module_passes():
-    assert_module_passes_on_generic_path(__file__)
+    assert_module_passes_on_path(__file__)

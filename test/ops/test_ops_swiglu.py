@@ -10,8 +10,8 @@ from llaisys import DataType, Tensor, ops
 from test.utils.op_helpers import (
     FLOAT_DTYPES,
     assert_close,
-    assert_module_passes_on_generic_path,
-    inside_generic_rerun,
+    assert_module_passes_on_path,
+    inside_forced_path_rerun,
     random_values,
     to_numpy,
     to_tensor,
@@ -74,6 +74,6 @@ def test_null_tensor_when_swiglu_then_invalid_argument():
         ops.swiglu(Tensor.empty((4,)), Tensor.empty((4,)), None)
 
 
-@pytest.mark.skipif(inside_generic_rerun(), reason="already on the generic path")
+@pytest.mark.skipif(inside_forced_path_rerun(), reason="already on a forced kernel path")
 def test_generic_kernel_path_when_swiglu_then_module_passes():
-    assert_module_passes_on_generic_path(__file__)
+    assert_module_passes_on_path(__file__)

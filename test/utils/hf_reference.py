@@ -12,13 +12,15 @@ from llaisys.models import Model, ModelConfig, WeightTensor
 VOCAB = 300
 
 
-def tiny_hf_model(arch: str, seed: int = 0) -> torch.nn.Module:
-    """Qwen2: q/k/v biases, untied lm_head. Llama: no biases, tied embeddings."""
+def tiny_hf_model(arch: str, seed: int = 0, hidden: int = 64,
+                  heads: tuple[int, int] = (4, 2)) -> torch.nn.Module:
+    """Qwen2: q/k/v biases, untied lm_head. Llama: no biases, tied embeddings.
+    heads: (query heads, kv heads); the head dim is hidden // query heads."""
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    common = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
+    common = dict(hidden_size=hidden, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=heads[0], num_key_value_heads=heads[1], vocab_size=VOCAB,
                   max_position_embeddings=256, rms_norm_eps=1e-6, rope_theta=10000.0)
     if arch == "qwen2":
         model = Qwen2ForCausalLM(Qwen2Config(tie_word_embeddings=False, **common))
@@ -51,9 +53,10 @@ def hf_weights(hf: torch.nn.Module) -> list[WeightTensor]:
     return out
 
 
-def tiny_model(arch: str, dtype: str = "float32", seed: int = 0, device: str = "cpu"
+def tiny_model(arch: str, dtype: str = "float32", seed: int = 0, device: str = "cpu",
+               hidden: int = 64, heads: tuple[int, int] = (4, 2)
                ) -> tuple[Model, torch.nn.Module]:
-    hf = tiny_hf_model(arch, seed)
+    hf = tiny_hf_model(arch, seed, hidden, heads)
     return Model.from_config(model_config(hf), hf_weights(hf), dtype=dtype, device=device), hf
 
 

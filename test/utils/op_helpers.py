@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from llaisys import DataType, Tensor
@@ -95,18 +96,27 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, dtype: DataType, scal
     )
 
 
-# Set in the subprocess of run_module_on_generic_path, so it does not recurse.
-_GENERIC_RERUN = "LLAISYS_OP_TEST_GENERIC_RERUN"
+# Set in the subprocess of assert_module_passes_on_path, so it does not recurse.
+_FORCED_PATH_RERUN = "LLAISYS_TEST_FORCED_PATH_RERUN"
 
 
-def inside_generic_rerun() -> bool:
-    return bool(os.environ.get(_GENERIC_RERUN))
+def inside_forced_path_rerun() -> bool:
+    return bool(os.environ.get(_FORCED_PATH_RERUN))
 
 
-def assert_module_passes_on_generic_path(module_file: str) -> None:
-    """Runs a test module again with LLAISYS_CPU_PATH=generic: the kernel path is chosen
-    once per process, so the portable kernels are only reachable from a fresh one."""
-    env = {**os.environ, "LLAISYS_CPU_PATH": "generic", _GENERIC_RERUN: "1"}
+def assert_module_passes_on_path(module_file: str, path: str = "generic") -> None:
+    """Runs a test module again with LLAISYS_CPU_PATH=path (generic or avx2): the kernel
+    path is chosen once per process, so a lower path's kernels are only reachable from a
+    fresh one. Skips when this CPU lacks the path's instructions."""
+    from llaisys import runtime
+
+    if path == "avx2" and runtime.cpu_kernel_path() == "generic":
+        pytest.skip("this CPU has no AVX2 + FMA")
+    env = {**os.environ, "LLAISYS_CPU_PATH": path, _FORCED_PATH_RERUN: "1"}
+    probe = subprocess.run(
+        [sys.executable, "-c", "from llaisys import runtime; print(runtime.cpu_kernel_path())"],
+        env=env, capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == path
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", module_file],
         env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],

@@ -40,6 +40,9 @@ AttentionTaskFn task_for(llaisysDataType_t dtype) {
     return fn;
 }
 
+// Grow-only per-thread scratch, so calls in steady state allocate nothing.
+thread_local std::vector<float> t_q, t_acc, t_scores;
+
 // One task per (token, kv head): the query heads sharing that kv head read each key and
 // value row once.
 template <typename T>
@@ -50,7 +53,9 @@ void attention(T *out, const T *q, const std::byte *k_cache, const std::byte *v_
     const ptrdiff_t tasks = ptrdiff_t(s.n * s.nkvh);
 #pragma omp parallel num_threads(device::cpu::num_threads())
     {
-        std::vector<float> qf(group * s.d), acc(group * s.dv), scores;
+        std::vector<float> &qf = t_q, &acc = t_acc, &scores = t_scores;
+        qf.resize(group * s.d);
+        acc.resize(group * s.dv);
 #pragma omp for schedule(dynamic)
         for (ptrdiff_t t = 0; t < tasks; ++t) {
             const size_t i = size_t(t) / s.nkvh, kvh = size_t(t) % s.nkvh, h0 = kvh * group;

@@ -10,7 +10,7 @@ import pytest
 import llaisys
 from llaisys import DataType, Tensor, ops
 from llaisys.libllaisys import LIB, LlaisysSamplingParams
-from test.utils.op_helpers import FLOAT_DTYPES, padded_rows, random_values, to_tensor
+from test.utils.op_helpers import FLOAT_DTYPES, padded_rows, random_values, to_numpy, to_tensor
 
 
 def _params(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=0) -> LlaisysSamplingParams:
@@ -123,6 +123,22 @@ def test_many_seeds_when_sample_then_frequencies_follow_softmax(temperature: flo
     z = logits.astype(np.float64) / temperature
     probs = np.exp(z - z.max())
     assert _chi_square(ids, probs / probs.sum()) < CHI2_5DF_999
+
+
+# 0.999 quantile of chi-square with 36 degrees of freedom.
+CHI2_36DF_999 = 67.99
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
+def test_many_seeds_over_37_tokens_when_sample_then_frequencies_follow_softmax(dtype: DataType):
+    # 37 tokens: two whole blocks of the vectorised row pass and a tail.
+    logits = np.random.default_rng(3).normal(0.0, 1.0, 37).astype(np.float32)
+    rows = np.broadcast_to(logits, (20_000, 37))
+    ids = _sample(to_tensor(rows, dtype), [_params(seed=s, temperature=0.7)
+                                           for s in range(len(rows))])
+    z = to_numpy(to_tensor(logits, dtype)).astype(np.float64) / 0.7
+    probs = np.exp(z - z.max())
+    assert _chi_square(ids, probs / probs.sum()) < CHI2_36DF_999
 
 
 def test_many_seeds_with_top_k_when_sample_then_frequencies_follow_renormalised_softmax():

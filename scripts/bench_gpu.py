@@ -226,7 +226,26 @@ def llaisys_generate(args, prompts: list[list[int]], outputs: list[int]) -> floa
               kv_cache_memory_fraction=args.gpu_memory_utilization)
     params = [SamplingParams(temperature=0.6, ignore_eos=True, max_tokens=n) for n in outputs]
     llm.generate([prompts[0]], SamplingParams(max_tokens=4), use_tqdm=False)  # warm-up
-    return sync_time(lambda: llm.generate(prompts, params, use_tqdm=False))
+    engine = llm.client.engine
+    if args.profile:
+        from llaisys.engine.profiler import StepProfiler
+
+        engine.profiler = StepProfiler()
+    t = sync_time(lambda: llm.generate(prompts, params, use_tqdm=False))
+    if args.profile:
+        print_step_phases(engine.profiler)
+    return t
+
+
+def print_step_phases(profiler) -> None:
+    """Seconds of the engine's steps by kind and phase (the core's forward included)."""
+    from llaisys.engine.profiler import PHASES
+
+    for kind in ("prefill", "decode"):
+        steps = [r for r in profiler.records if r.kind == kind]
+        phases = {p: sum(r.seconds.get(p, 0.0) for r in steps) for p in PHASES}
+        cells = ", ".join(f"{p} {s:.2f}" for p, s in phases.items())
+        print(f"            {kind}: {len(steps)} steps, {sum(phases.values()):.2f} s: {cells}")
 
 
 def bench_throughput(args, cfg: dict) -> None:

@@ -141,7 +141,9 @@ template <int D> constexpr int smem_bytes() { return (kFlashRows + 4 * kFlashKey
 
 } // namespace flash
 
-// Grid: x = tile of kFlashRows query tokens, y = query head.
+// Grid: x = query head, y = tile of kFlashRows query tokens, the last tile first: a
+// sequence's tiles start longest first and the short ones fill the tail, and the query
+// heads of one KV head run side by side while its keys are in L2.
 // Thread layout of the mma fragments (g = lane / 4, c = lane % 4): a warp's accumulators
 // hold rows g and g + 8 of its 16 rows, columns 2c and 2c + 1 of every 8-wide n tile.
 template <int D, typename T, typename KeyAddr>
@@ -156,7 +158,8 @@ __global__ void __launch_bounds__(kFlashWarps * 32, 2)
     const uint32_t q_s = smem_addr(smem), k_s = q_s + kFlashRows * D * 2,
                    v_s = k_s + 2 * kTileBytes;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
-    const int t0 = blockIdx.x * kFlashRows, head = blockIdx.y, kv_head = head / (a.nh / a.nkvh);
+    const int t0 = int(gridDim.y - 1 - blockIdx.y) * kFlashRows, head = blockIdx.x;
+    const int kv_head = head / (a.nh / a.nkvh);
     const int count = min(kFlashRows, a.n - t0);
     uint64_t runs;
     if (!flash_takes_tile(keys, t0, count, runs)) return;
@@ -333,7 +336,7 @@ void flash_attention(T *out, const T *q, const T *k, const T *v, const Attention
     auto launch = [&](auto kernel, int bytes) {
         check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
                    "flash attention shared memory");
-        const dim3 grid(unsigned((a.n + kFlashRows - 1) / kFlashRows), unsigned(a.nh));
+        const dim3 grid(unsigned(a.nh), unsigned((a.n + kFlashRows - 1) / kFlashRows));
         kernel<<<grid, kFlashWarps * 32, bytes, stream()>>>(out, q, k, v, a, keys);
         check_launch("flash attention");
     };

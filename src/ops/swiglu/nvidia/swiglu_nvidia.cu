@@ -8,13 +8,11 @@ namespace {
 
 using namespace device::nvidia;
 
-template <typename T> __global__ void swiglu_kernel(T *out, const T *gate, const T *up, size_t n) {
-    for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
-         i += size_t(gridDim.x) * blockDim.x) {
-        const float g = to_float(gate[i]);
-        out[i] = from_float<T>(to_float(up[i]) * g / (1.0f + __expf(-g)));
+struct Swiglu {
+    __device__ float operator()(float gate, float up) const {
+        return up * gate / (1.0f + __expf(-gate));
     }
-}
+};
 
 } // namespace
 
@@ -23,10 +21,8 @@ void swiglu(std::byte *out, const std::byte *gate, const std::byte *up, llaisysD
     if (n == 0) return;
     dispatch_cuda_float(dtype, "swiglu", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
-        const unsigned grid = std::min(blocks_for(n, 256), 65535u);
-        swiglu_kernel<<<grid, 256, 0, stream()>>>(reinterpret_cast<T *>(out),
-                                                  reinterpret_cast<const T *>(gate),
-                                                  reinterpret_cast<const T *>(up), n);
+        map2(reinterpret_cast<T *>(out), reinterpret_cast<const T *>(gate),
+             reinterpret_cast<const T *>(up), n, Swiglu());
     });
     check_launch("swiglu");
 }

@@ -13,6 +13,7 @@ struct Avx2 {
     static constexpr int width = 8;
     static constexpr int mr = 2; // 4x2 accumulators + 4 weight regs + 1 fit in 16 ymm
 
+    static constexpr bool tile_epilogue = false; // hsum per output
     static reg zero() { return _mm256_setzero_ps(); }
     static reg load(const float *p) { return _mm256_loadu_ps(p); }
     static void store(float *p, reg v) { _mm256_storeu_ps(p, v); }

@@ -12,6 +12,7 @@ struct Generic {
     static constexpr int width = 8;
     static constexpr int mr = 2;
 
+    static constexpr bool tile_epilogue = false; // hsum per output
     static reg zero() { return reg{}; }
     static reg load(const float *p) {
         reg r;

@@ -7,7 +7,8 @@
 // inline helper of the rest of the core; V supplies the f16 conversions.
 //
 // V provides: reg, width (floats per reg), mr (input rows per tile), zero(), load(const float *),
-// store(float *, reg), fmadd(a, b, c) = a*b + c, hsum(reg), half_to_f32(uint16_t),
+// store(float *, reg), fmadd(a, b, c) = a*b + c, hsum(reg), tile_epilogue (whether
+// store_tile<OutKind>(acc[4][4], bias, out, n) writes a whole 4 x 4 tile), half_to_f32(uint16_t),
 // f32_to_half(float), and 32-element dequantizers writing 32 / width regs:
 // f32x(const float *), bf16x(const uint16_t *), f16x(const uint16_t *),
 // q8x(const int8_t *q, float d): d*q, q4x(const uint8_t *q, float d, float c): d*q + c with
@@ -203,6 +204,13 @@ void tile(const KernelArgs &a, size_t j0, size_t i0, bool prefetch) {
         }
     }
 
+    if constexpr (V::tile_epilogue && MR == 4 && NR == 4) {
+        if (F::quantized || a.k % 32 == 0) {
+            V::template store_tile<F::out>(acc, a.bias ? a.bias + j0 : nullptr,
+                                           a.out + (i0 * a.n + j0) * out_elem_bytes(F::out), a.n);
+            return;
+        }
+    }
     for (int i = 0; i < MR; ++i) {
         std::byte *orow = a.out + (i0 + i) * a.n * out_elem_bytes(F::out);
         for (int r = 0; r < NR; ++r) {

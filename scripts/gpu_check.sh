@@ -3,9 +3,11 @@
 # print a short summary last (logs under $OUT, or /tmp/gpu_check).
 #
 #   scripts/gpu_check.sh quick   # attention, decode and GPU parity tests; benchmarks
-#                                # without transformers, kernels of a prefill profiled
-#   scripts/gpu_check.sh full    # stage0 and parity on the GPU; every benchmark with
-#                                # transformers as the peer (the figures of the notes)
+#                                # without transformers, kernels of a prefill and the
+#                                # engine's step phases profiled
+#   scripts/gpu_check.sh tests   # stage0 and parity on the GPU
+#   scripts/gpu_check.sh bench   # every benchmark with transformers as the peer (the
+#                                # figures of the notes; about 5 minutes)
 #
 # Wheels in .whl (pytest, hypothesis, gguf, scipy-openblas32, ...) are installed first
 # when the folder is there: the device machine has no network.
@@ -34,25 +36,31 @@ echo "build: $(($(date +%s) - start)) s"
 export LLAISYS_LIBRARY=$PWD/build/gpu-check/libllaisys.so
 
 start=$(date +%s)
-if [ "$mode" = full ]; then
+bench=(--skip-hf --profile)
+case $mode in
+tests)
     python3 scripts/run_tests.py --suite stage0 --device nvidia 2>&1 | tee "$logs/tests.log"
     python3 scripts/run_tests.py --suite parity --device nvidia --run-parity always 2>&1 |
         tee -a "$logs/tests.log"
-    bench=()
-else
+    ;;
+bench) bench=() ;;
+*)
     LLAISYS_TEST_DEVICE=nvidia LLAISYS_RUN_PARITY=always python3 -m pytest -q -rfEs \
         -p no:cacheprovider test/ops/test_ops_self_attention.py test/ops/test_ops_add.py \
-        test/ops/test_ops_swiglu.py \
-        test/core/test_core_prefill_attention.py test/core/test_core_decode.py \
-        test/parity/test_parity_gpu.py 2>&1 | tee "$logs/tests.log"
-    bench=(--skip-hf --profile)
-fi
+        test/ops/test_ops_swiglu.py test/core/test_core_prefill_attention.py \
+        test/core/test_core_decode.py test/parity/test_parity_gpu.py 2>&1 | tee "$logs/tests.log"
+    ;;
+esac
 echo "tests: $(($(date +%s) - start)) s"
 
-start=$(date +%s)
-python3 scripts/bench_gpu.py "${bench[@]}" 2>&1 | tee "$logs/bench.log"
-echo "bench: $(($(date +%s) - start)) s"
+if [ "$mode" != tests ]; then
+    start=$(date +%s)
+    python3 scripts/bench_gpu.py "${bench[@]}" 2>&1 | tee "$logs/bench.log"
+    echo "bench: $(($(date +%s) - start)) s"
+fi
 
 echo "==== summary ($mode) ===="
-grep -E "^(FAILED|ERROR)|passed|failed" "$logs/tests.log" | tail -8
-grep -E "^(decode|prefill|throughput) |TFLOP|transformers .* s$" "$logs/bench.log"
+[ -f "$logs/tests.log" ] && grep -E "^(FAILED|ERROR)|passed|failed|\[run_tests\].*rc=" \
+    "$logs/tests.log" | tail -12
+[ -f "$logs/bench.log" ] &&
+    grep -E "^(decode|prefill|throughput) |TFLOP|transformers .* s$" "$logs/bench.log"

@@ -3,8 +3,9 @@
 // (list(t): tokens of one sequence share it) and at which element offsets key j's K/V rows
 // start (k_row(t, j), v_row(t, j), every offset a multiple of k_pitch() / v_pitch()):
 // contiguous keys for self_attention, cache cells through block tables for paged
-// attention. Tiles of many query tokens of one list go to the tensor-core kernel of
-// flash_attention_nvidia.cuh; the kernels below take the other tokens (decode).
+// attention. bf16/f16 heads of 64 or 128 dims go to the tensor-core kernels of
+// flash_attention_nvidia.cuh (tiles of many query tokens of one list to its prefill
+// kernel, the other tokens to its decode kernel); the kernels below take the rest.
 //
 // Grid: x = query token, y = (kv head, chunk of up to kMaxGroup of its query heads),
 // z = split of the token's keys (flash-decoding: short batches of long contexts spread
@@ -28,12 +29,6 @@ constexpr int kWarps = 4;
 constexpr int kMaxGroup = 8;           // query heads per block
 constexpr int kTargetBlocks = 8 * 132; // 8 resident blocks per SM of an H100/H200
 constexpr int kMaxSplits = 64;
-
-// Partial results of split z: o [n, nh, splits, dv] normalised by l, then m and l.
-struct SplitOut {
-    float *o, *m, *l;
-    int splits;
-};
 
 // Dot product of q_s[h] (f32, shared) with a K row, for the first nheads heads: 16-byte
 // loads when Vec (d a multiple of the vector width), else one element at a time.
@@ -212,41 +207,11 @@ inline int attention_splits(const AttentionDims &a, int max_keys) {
                                  (std::max(max_keys, 1) + 15) / 16, kMaxSplits}));
 }
 
-// Launches the attention of a.n query tokens, none reading more than max_keys keys, on
-// device device_id. scratch (a.n * a.nh * splits * (a.dv + 2) floats) holds the splits'
-// partial results; null: taken from the allocator for this call (never while a graph is
-// being captured: the graph would keep writing to a block handed out again).
+// Launches attention_kernel on grid (tokens, KV heads x chunks, splits).
 template <typename T, typename KeyAddr>
-void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &a,
-               const KeyAddr &keys, int max_keys, int device_id, float *scratch,
-               size_t scratch_floats) {
-    CHECK_ARG(a.d <= 256 && a.dv <= 256,
-              "attention: head dims above 256 are not supported on "
-              "the GPU (d ",
-              a.d, ", dv ", a.dv, ")");
-    if (a.n == 0) return;
-    bool flash = false;
-    if constexpr (!std::is_same_v<T, float>) {
-        flash = a.n >= kFlashMinTokens && flash_fits(out, q, k, v, a, keys);
-        if (flash) flash_attention(out, q, k, v, a, keys);
-    }
-    const int splits = attention_splits(a, max_keys);
-    const int chunks = (a.nh / a.nkvh + kMaxGroup - 1) / kMaxGroup;
-    tensor_t owned;
-    SplitOut part{nullptr, nullptr, nullptr, splits};
-    if (splits > 1) {
-        const size_t rows = size_t(a.n) * a.nh * splits, need = rows * (size_t(a.dv) + 2);
-        if (!scratch) {
-            owned = Tensor::create({need}, LLAISYS_DTYPE_F32, LLAISYS_DEVICE_NVIDIA, device_id);
-            scratch = reinterpret_cast<float *>(owned->data());
-        } else {
-            CHECK_ARG(scratch_floats >= need, "attention: scratch of ", scratch_floats, " floats, ",
-                      need, " needed");
-        }
-        part.o = scratch;
-        part.m = part.o + rows * a.dv;
-        part.l = part.m + rows;
-    }
+void per_token_attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &a,
+                         const KeyAddr &keys, const SplitOut &part, bool flash, int chunks,
+                         int splits) {
     const dim3 grid(unsigned(a.n), unsigned(a.nkvh * chunks), unsigned(splits));
     const int dc = (std::max(a.d, a.dv) + 31) / 32;
     // 16-byte K loads when every K row start is 16-byte aligned (k_row offsets are
@@ -268,6 +233,52 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
     else
         with_dc(std::false_type());
     check_launch("attention");
+}
+
+// Launches the attention of a.n query tokens, none reading more than max_keys keys, on
+// device device_id. scratch (a.n * a.nh * splits * (a.dv + 2) floats) holds the splits'
+// partial results; null: taken from the allocator for this call (never while a graph is
+// being captured: the graph would keep writing to a block handed out again).
+template <typename T, typename KeyAddr>
+void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &a,
+               const KeyAddr &keys, int max_keys, int device_id, float *scratch,
+               size_t scratch_floats) {
+    CHECK_ARG(a.d <= 256 && a.dv <= 256,
+              "attention: head dims above 256 are not supported on "
+              "the GPU (d ",
+              a.d, ", dv ", a.dv, ")");
+    if (a.n == 0) return;
+    bool tensor_cores = false, flash = false;
+    if constexpr (!std::is_same_v<T, float>) {
+        tensor_cores = flash_fits(out, q, k, v, a, keys);
+        flash = tensor_cores && a.n >= kFlashMinTokens;
+        if (flash) flash_attention(out, q, k, v, a, keys);
+    }
+    const int splits = attention_splits(a, max_keys);
+    const int chunks = (a.nh / a.nkvh + kMaxGroup - 1) / kMaxGroup;
+    tensor_t owned;
+    SplitOut part{nullptr, nullptr, nullptr, splits};
+    if (splits > 1) {
+        const size_t rows = size_t(a.n) * a.nh * splits, need = rows * (size_t(a.dv) + 2);
+        if (!scratch) {
+            owned = Tensor::create({need}, LLAISYS_DTYPE_F32, LLAISYS_DEVICE_NVIDIA, device_id);
+            scratch = reinterpret_cast<float *>(owned->data());
+        } else {
+            CHECK_ARG(scratch_floats >= need, "attention: scratch of ", scratch_floats, " floats, ",
+                      need, " needed");
+        }
+        part.o = scratch;
+        part.m = part.o + rows * a.dv;
+        part.l = part.m + rows;
+    }
+    if (tensor_cores && a.nh / a.nkvh <= kFlashMaxGroup) {
+        if constexpr (!std::is_same_v<T, float>)
+            flash_decode(
+                out, q, k, v, a, keys, part, flash,
+                dim3(unsigned(std::min(a.n, kTargetBlocks)), unsigned(a.nkvh), unsigned(splits)));
+    } else {
+        per_token_attention(out, q, k, v, a, keys, part, flash, chunks, splits);
+    }
     if (splits > 1) {
         merge_splits_kernel<<<dim3(unsigned(a.n), unsigned(a.nh)), 128, 0, stream()>>>(out, a, keys,
                                                                                        part, flash);

@@ -1,15 +1,19 @@
-// Causal attention of tiles of query tokens on the tensor cores (flash-attention 2), for
-// bf16/f16 heads of 64 or 128 dims. A block of kFlashWarps warps takes kFlashRows
-// consecutive query tokens of one head, 16 rows per warp; it streams the keys of their KV
-// head through shared memory kFlashKeys at a time (cp.async, two stages) and keeps each
-// row's running softmax and output in registers (mma.sync m16n8k16, f32 accumulate).
+// Attention on the tensor cores (mma.sync m16n8k16, f32 accumulate) for bf16/f16 heads of
+// 64 or 128 dims: keys stream through shared memory kFlashKeys at a time (cp.async, two
+// stages) and each query row keeps its running softmax and output in registers.
 //
-// A tile's tokens may come from up to kFlashMaxRuns runs of consecutive tokens that share
-// one key list (the tail of one sequence and the head of the next in a batch): the block
-// walks each run's keys with the rows of the other runs masked out. A token sees keys
-// 0..n_keys(t)-1 of its list, so causality and a cached prefix come from n_keys alone.
-// Tiles of fewer than kFlashMinTokens tokens or of more runs (decode batches: one token a
-// sequence) are left to the per-token kernel, which skips the tiles taken here.
+// Prefill (flash-attention 2): a block of kFlashWarps warps takes kFlashRows consecutive
+// query tokens of one head, 16 rows per warp. A tile's tokens may come from up to
+// kFlashMaxRuns runs of consecutive tokens that share one key list (the tail of one
+// sequence and the head of the next in a batch): the block walks each run's keys with the
+// rows of the other runs masked out. A token sees keys 0..n_keys(t)-1 of its list, so
+// causality and a cached prefix come from n_keys alone. Tiles of fewer than
+// kFlashMinTokens tokens or of more runs (decode batches: one token a sequence) are left to
+// the per-token kernels, which skip the tiles taken here.
+//
+// Decode (per token): the query heads of one KV head are the 16 rows of one tile, each warp
+// takes 16 keys of every shared tile, and the warps' softmaxes merge at the end; the keys
+// are split over blocks as in attention_nvidia.cuh.
 #pragma once
 
 #include "device/nvidia/nvidia_common.cuh"
@@ -28,11 +32,18 @@ struct AttentionDims {
     float scale;
 };
 
+// Partial results of split z: o [n, nh, splits, dv] normalised by l, then m and l.
+struct SplitOut {
+    float *o, *m, *l;
+    int splits;
+};
+
 constexpr int kFlashRows = 64; // query tokens per block
 constexpr int kFlashKeys = 64; // keys per shared-memory stage
 constexpr int kFlashWarps = kFlashRows / 16;
 constexpr int kFlashMaxRuns = 4;
 constexpr int kFlashMinTokens = 16;
+constexpr int kFlashMaxGroup = 16; // query heads per KV head that the decode kernel takes
 
 // Bit i of runs: token t0 + i starts a run (its key list differs from its predecessor's).
 // True when the flash kernel takes the tile of count tokens from t0. Called by every lane
@@ -136,23 +147,131 @@ __device__ __forceinline__ int next_bit(uint64_t bits, int i, int end) {
     return above ? i + __ffsll(static_cast<long long>(above)) - 1 : end;
 }
 
-// Shared memory of a block: the query tile and two stages of K and V tiles.
-template <int D> constexpr int smem_bytes() { return (kFlashRows + 4 * kFlashKeys) * D * 2; }
+// Shared memory of a block: a query tile of Rows rows and two stages of K and V tiles.
+template <int D, int Rows> constexpr int smem_bytes() { return (Rows + 4 * kFlashKeys) * D * 2; }
+
+// Running softmax (log2 domain) and unnormalised output of a warp's 16 query rows; a
+// thread holds rows g and g + 8 (g = lane / 4), columns 2c, 2c + 1 (c = lane % 4) of every
+// 8-wide tile of the output.
+template <int D> struct RowState {
+    float o[D / 8][4] = {};
+    float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.0f, l_hi = 0.0f;
+};
+
+// The A fragments of a warp's 16 query rows from row0 of a shared query tile.
+template <int D>
+__device__ __forceinline__ void load_query(uint32_t (&qf)[D / 16][4], uint32_t q_s, int row0) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks)
+        ldmatrix_x4<false>(qf[ks], q_s + swizzle<D>(row0 + (lane & 15), 2 * ks + (lane >> 4)));
+}
+
+// Copies keys kb..kb+kFlashKeys-1 of token t's list into a K and a V stage as one cp.async
+// group (zeros from key_end on); every thread of the block takes part.
+template <int D, typename T, typename KeyAddr>
+__device__ __forceinline__ void load_keys(uint32_t k_stage, uint32_t v_stage, const T *k,
+                                          const T *v, const KeyAddr &keys, const AttentionDims &a,
+                                          int kv_head, int t, int kb, int key_end) {
+    constexpr int kChunks = D / 8;
+    for (int i = threadIdx.x; i < kFlashKeys * kChunks; i += blockDim.x) {
+        const int r = i / kChunks, chunk = i % kChunks, j = kb + r;
+        const bool valid = j < key_end;
+        const ptrdiff_t kr = valid ? keys.k_row(t, j) : 0, vr = valid ? keys.v_row(t, j) : 0;
+        const uint32_t at = swizzle<D>(r, chunk);
+        cp_async_16(k_stage + at, k + kr + ptrdiff_t(kv_head) * a.k_head + chunk * 8, valid);
+        cp_async_16(v_stage + at, v + vr + ptrdiff_t(kv_head) * a.v_head + chunk * 8, valid);
+    }
+    cp_async_commit();
+}
+
+// A warp adds keys first..first+8*KeyTiles-1 of the shared K/V stages (key index kb + their
+// row) to its rows; with masked, row x sees only keys below its limit (lim_lo / lim_hi).
+template <int D, int KeyTiles, typename T>
+__device__ __forceinline__ void attend(RowState<D> &st, const uint32_t (&qf)[D / 16][4],
+                                       uint32_t k_stage, uint32_t v_stage, int first, int kb,
+                                       bool masked, int lim_lo, int lim_hi, float scale) {
+    const int lane = threadIdx.x & 31, c = lane & 3;
+    float s[KeyTiles][4] = {};
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks)
+#pragma unroll
+        for (int np = 0; np < KeyTiles / 2; ++np) {
+            uint32_t b[4];
+            ldmatrix_x4<false>(b, k_stage +
+                                      swizzle<D>(first + np * 16 + (lane & 7) + ((lane >> 4) << 3),
+                                                 2 * ks + ((lane >> 3) & 1)));
+            mma_16816<T>(s[2 * np], qf[ks], b[0], b[1]);
+            mma_16816<T>(s[2 * np + 1], qf[ks], b[2], b[3]);
+        }
+    float mx_lo = -INFINITY, mx_hi = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < KeyTiles; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int key = kb + first + nt * 8 + 2 * c + (e & 1);
+            const bool hidden = masked && key >= (e < 2 ? lim_lo : lim_hi);
+            s[nt][e] = hidden ? -INFINITY : s[nt][e] * scale;
+            if (e < 2)
+                mx_lo = fmaxf(mx_lo, s[nt][e]);
+            else
+                mx_hi = fmaxf(mx_hi, s[nt][e]);
+        }
+    const float new_lo = fmaxf(st.m_lo, quad_max(mx_lo));
+    const float new_hi = fmaxf(st.m_hi, quad_max(mx_hi));
+    // A row that has seen no key yet keeps m = -inf: measure from 0 instead.
+    const float base_lo = new_lo == -INFINITY ? 0.0f : new_lo;
+    const float base_hi = new_hi == -INFINITY ? 0.0f : new_hi;
+    const float corr_lo = exp2f(st.m_lo - base_lo), corr_hi = exp2f(st.m_hi - base_hi);
+    st.m_lo = new_lo;
+    st.m_hi = new_hi;
+    st.l_lo *= corr_lo;
+    st.l_hi *= corr_hi;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+        st.o[dt][0] *= corr_lo;
+        st.o[dt][1] *= corr_lo;
+        st.o[dt][2] *= corr_hi;
+        st.o[dt][3] *= corr_hi;
+    }
+#pragma unroll
+    for (int nt = 0; nt < KeyTiles; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            s[nt][e] = exp2f(s[nt][e] - (e < 2 ? base_lo : base_hi));
+            (e < 2 ? st.l_lo : st.l_hi) += s[nt][e];
+        }
+    // The S accumulators of key tiles 2kk and 2kk + 1 are the A fragment of P for keys
+    // 16kk..16kk+15.
+#pragma unroll
+    for (int kk = 0; kk < KeyTiles / 2; ++kk) {
+        const uint32_t p[4] = {pack2<T>(s[2 * kk][0], s[2 * kk][1]),
+                               pack2<T>(s[2 * kk][2], s[2 * kk][3]),
+                               pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                               pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int dp = 0; dp < D / 16; ++dp) {
+            uint32_t b[4];
+            ldmatrix_x4<true>(
+                b, v_stage + swizzle<D>(first + kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
+                                        2 * dp + (lane >> 4)));
+            mma_16816<T>(st.o[2 * dp], p, b[0], b[1]);
+            mma_16816<T>(st.o[2 * dp + 1], p, b[2], b[3]);
+        }
+    }
+}
 
 } // namespace flash
 
 // Grid: x = query head, y = tile of kFlashRows query tokens, the last tile first: a
 // sequence's tiles start longest first and the short ones fill the tail, and the query
 // heads of one KV head run side by side while its keys are in L2.
-// Thread layout of the mma fragments (g = lane / 4, c = lane % 4): a warp's accumulators
-// hold rows g and g + 8 of its 16 rows, columns 2c and 2c + 1 of every 8-wide n tile.
 template <int D, typename T, typename KeyAddr>
 __global__ void __launch_bounds__(kFlashWarps * 32, 2)
     flash_attention_kernel(T *out, const T *q, const T *k, const T *v, AttentionDims a,
                            KeyAddr keys) {
     static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>);
     using namespace flash;
-    constexpr int kChunks = D / 8, kDimTiles = D / 8, kKeyTiles = kFlashKeys / 8;
     constexpr uint32_t kTileBytes = kFlashKeys * D * 2;
     extern __shared__ __align__(128) unsigned char smem[];
     const uint32_t q_s = smem_addr(smem), k_s = q_s + kFlashRows * D * 2,
@@ -164,8 +283,8 @@ __global__ void __launch_bounds__(kFlashWarps * 32, 2)
     uint64_t runs;
     if (!flash_takes_tile(keys, t0, count, runs)) return;
 
-    for (int i = threadIdx.x; i < kFlashRows * kChunks; i += blockDim.x) {
-        const int r = i / kChunks, chunk = i % kChunks;
+    for (int i = threadIdx.x; i < kFlashRows * (D / 8); i += blockDim.x) {
+        const int r = i / (D / 8), chunk = i % (D / 8);
         const T *src = q + ptrdiff_t(t0 + min(r, count - 1)) * a.q_token +
                        ptrdiff_t(head) * a.q_head + chunk * 8;
         cp_async_16(q_s + swizzle<D>(r, chunk), src, r < count);
@@ -175,7 +294,7 @@ __global__ void __launch_bounds__(kFlashWarps * 32, 2)
     const int row_lo = warp * 16 + g, row_hi = row_lo + 8;
     const float scale = a.scale * 1.4426950408889634f; // exp2 instead of exp
     uint32_t qf[D / 16][4];
-    float o[kDimTiles][4] = {}, m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.0f, l_hi = 0.0f;
+    RowState<D> st;
     bool q_loaded = false;
 
     for (int rs = 0; rs < count;) {
@@ -189,118 +308,34 @@ __global__ void __launch_bounds__(kFlashWarps * 32, 2)
         const int warp_min = __reduce_min_sync(0xffffffffu, min(lim_lo, lim_hi));
         const int warp_max = __reduce_max_sync(0xffffffffu, max(lim_lo, lim_hi));
 
-        auto load_kv = [&](int stage, int kb) {
-            for (int i = threadIdx.x; i < kFlashKeys * kChunks; i += blockDim.x) {
-                const int r = i / kChunks, chunk = i % kChunks, j = kb + r;
-                const bool valid = j < key_end;
-                const ptrdiff_t kr = valid ? keys.k_row(t_run, j) : 0;
-                const ptrdiff_t vr = valid ? keys.v_row(t_run, j) : 0;
-                const uint32_t at = stage * kTileBytes + swizzle<D>(r, chunk);
-                cp_async_16(k_s + at, k + kr + ptrdiff_t(kv_head) * a.k_head + chunk * 8, valid);
-                cp_async_16(v_s + at, v + vr + ptrdiff_t(kv_head) * a.v_head + chunk * 8, valid);
-            }
-            cp_async_commit();
-        };
-
         const int tiles = (key_end + kFlashKeys - 1) / kFlashKeys;
-        load_kv(0, 0);
+        load_keys<D>(k_s, v_s, k, v, keys, a, kv_head, t_run, 0, key_end);
         if (!q_loaded) { // the query group was committed before the first K/V group
             cp_async_wait<1>();
             __syncthreads();
-#pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks)
-                ldmatrix_x4<false>(qf[ks],
-                                   q_s + swizzle<D>(warp * 16 + (lane & 15), 2 * ks + (lane >> 4)));
+            load_query<D>(qf, q_s, warp * 16);
             q_loaded = true;
         }
         for (int it = 0; it < tiles; ++it) {
+            const uint32_t stage = (it & 1) * kTileBytes, next = kTileBytes - stage;
             if (it + 1 < tiles) {
-                load_kv((it + 1) & 1, (it + 1) * kFlashKeys);
+                load_keys<D>(k_s + next, v_s + next, k, v, keys, a, kv_head, t_run,
+                             (it + 1) * kFlashKeys, key_end);
                 cp_async_wait<1>();
             } else {
                 cp_async_wait<0>();
             }
             __syncthreads();
             const int kb = it * kFlashKeys;
-            if (kb < warp_max) { // else every row of this warp has seen all its keys
-                const uint32_t ks_base = k_s + (it & 1) * kTileBytes;
-                const uint32_t vs_base = v_s + (it & 1) * kTileBytes;
-                float s[kKeyTiles][4] = {};
-#pragma unroll
-                for (int ks = 0; ks < D / 16; ++ks)
-#pragma unroll
-                    for (int np = 0; np < kKeyTiles / 2; ++np) {
-                        uint32_t b[4];
-                        ldmatrix_x4<false>(
-                            b, ks_base + swizzle<D>(np * 16 + (lane & 7) + ((lane >> 4) << 3),
-                                                    2 * ks + ((lane >> 3) & 1)));
-                        mma_16816<T>(s[2 * np], qf[ks], b[0], b[1]);
-                        mma_16816<T>(s[2 * np + 1], qf[ks], b[2], b[3]);
-                    }
-                const bool masked = kb + kFlashKeys > warp_min;
-                float mx_lo = -INFINITY, mx_hi = -INFINITY;
-#pragma unroll
-                for (int nt = 0; nt < kKeyTiles; ++nt)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int key = kb + nt * 8 + 2 * c + (e & 1);
-                        const bool hidden = masked && key >= (e < 2 ? lim_lo : lim_hi);
-                        s[nt][e] = hidden ? -INFINITY : s[nt][e] * scale;
-                        if (e < 2)
-                            mx_lo = fmaxf(mx_lo, s[nt][e]);
-                        else
-                            mx_hi = fmaxf(mx_hi, s[nt][e]);
-                    }
-                const float new_lo = fmaxf(m_lo, quad_max(mx_lo));
-                const float new_hi = fmaxf(m_hi, quad_max(mx_hi));
-                // A row that has seen no key yet keeps m = -inf: measure from 0 instead.
-                const float base_lo = new_lo == -INFINITY ? 0.0f : new_lo;
-                const float base_hi = new_hi == -INFINITY ? 0.0f : new_hi;
-                const float corr_lo = exp2f(m_lo - base_lo), corr_hi = exp2f(m_hi - base_hi);
-                m_lo = new_lo;
-                m_hi = new_hi;
-                l_lo *= corr_lo;
-                l_hi *= corr_hi;
-#pragma unroll
-                for (int dt = 0; dt < kDimTiles; ++dt) {
-                    o[dt][0] *= corr_lo;
-                    o[dt][1] *= corr_lo;
-                    o[dt][2] *= corr_hi;
-                    o[dt][3] *= corr_hi;
-                }
-#pragma unroll
-                for (int nt = 0; nt < kKeyTiles; ++nt)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        s[nt][e] = exp2f(s[nt][e] - (e < 2 ? base_lo : base_hi));
-                        (e < 2 ? l_lo : l_hi) += s[nt][e];
-                    }
-                // The S accumulators of key tiles 2kk and 2kk + 1 are the A fragment of P
-                // for keys 16kk..16kk+15.
-#pragma unroll
-                for (int kk = 0; kk < kKeyTiles / 2; ++kk) {
-                    const uint32_t p[4] = {pack2<T>(s[2 * kk][0], s[2 * kk][1]),
-                                           pack2<T>(s[2 * kk][2], s[2 * kk][3]),
-                                           pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                           pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-                    for (int dp = 0; dp < kDimTiles / 2; ++dp) {
-                        uint32_t b[4];
-                        ldmatrix_x4<true>(
-                            b, vs_base + swizzle<D>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
-                                                    2 * dp + (lane >> 4)));
-                        mma_16816<T>(o[2 * dp], p, b[0], b[1]);
-                        mma_16816<T>(o[2 * dp + 1], p, b[2], b[3]);
-                    }
-                }
-            }
+            if (kb < warp_max) // else every row of this warp has seen all its keys
+                attend<D, kFlashKeys / 8, T>(st, qf, k_s + stage, v_s + stage, 0, kb,
+                                             kb + kFlashKeys > warp_min, lim_lo, lim_hi, scale);
             __syncthreads(); // the stage is overwritten by the load two tiles on
         }
         rs = re;
     }
 
-    l_lo = quad_sum(l_lo);
-    l_hi = quad_sum(l_hi);
+    const float l_lo = quad_sum(st.l_lo), l_hi = quad_sum(st.l_hi);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const int r = half ? row_hi : row_lo;
@@ -308,9 +343,113 @@ __global__ void __launch_bounds__(kFlashWarps * 32, 2)
         if (r >= count || l <= 0.0f) continue;
         T *dst = out + ptrdiff_t(t0 + r) * a.out_token + ptrdiff_t(head) * a.out_head + 2 * c;
 #pragma unroll
-        for (int dt = 0; dt < kDimTiles; ++dt)
+        for (int dt = 0; dt < D / 8; ++dt)
             *reinterpret_cast<uint32_t *>(dst + dt * 8) =
-                pack2<T>(o[dt][2 * half] / l, o[dt][2 * half + 1] / l);
+                pack2<T>(st.o[dt][2 * half] / l, st.o[dt][2 * half + 1] / l);
+    }
+}
+
+// Grid: x = a stride over the query tokens (all of a decode batch, fewer blocks than tokens
+// for a prefill, whose tokens are mostly skipped), y = KV head (its group of query heads are
+// the rows), z = split of each token's keys as in attention_kernel. With flash, tokens of
+// the tiles the prefill kernel takes are skipped.
+template <int D, typename T, typename KeyAddr>
+__global__ void __launch_bounds__(kFlashWarps * 32)
+    flash_decode_kernel(T *out, const T *q, const T *k, const T *v, AttentionDims a, KeyAddr keys,
+                        SplitOut part, bool flash) {
+    static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>);
+    using namespace flash;
+    constexpr uint32_t kTileBytes = kFlashKeys * D * 2;
+    extern __shared__ __align__(128) unsigned char smem[];
+    const uint32_t q_s = smem_addr(smem), k_s = q_s + 16 * D * 2, v_s = k_s + 2 * kTileBytes;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
+    const int kv_head = blockIdx.y, group = a.nh / a.nkvh, h0 = kv_head * group;
+    for (int t = blockIdx.x; t < a.n; t += gridDim.x) {
+        if (flash && flash_takes_token(keys, a.n, t)) continue;
+        const int n_keys = keys.n_keys(t);
+        const int per_split = (n_keys + int(gridDim.z) - 1) / int(gridDim.z);
+        const int j0 = blockIdx.z * per_split, j1 = min(n_keys, j0 + per_split);
+
+        for (int i = threadIdx.x; i < 16 * (D / 8); i += blockDim.x) {
+            const int r = i / (D / 8), chunk = i % (D / 8);
+            const T *src = q + ptrdiff_t(t) * a.q_token +
+                           ptrdiff_t(h0 + min(r, group - 1)) * a.q_head + chunk * 8;
+            cp_async_16(q_s + swizzle<D>(r, chunk), src, r < group);
+        }
+        cp_async_commit();
+        const int tiles = j1 > j0 ? (j1 - j0 + kFlashKeys - 1) / kFlashKeys : 0;
+        if (tiles > 0) {
+            load_keys<D>(k_s, v_s, k, v, keys, a, kv_head, t, j0, j1);
+            cp_async_wait<1>(); // the query group; the first K/V group may still be in flight
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        uint32_t qf[D / 16][4];
+        load_query<D>(qf, q_s, 0);
+
+        const float scale = a.scale * 1.4426950408889634f;
+        RowState<D> st;
+        for (int it = 0; it < tiles; ++it) {
+            const uint32_t stage = (it & 1) * kTileBytes, next = kTileBytes - stage;
+            const int kb = j0 + it * kFlashKeys;
+            if (it + 1 < tiles) {
+                load_keys<D>(k_s + next, v_s + next, k, v, keys, a, kv_head, t, kb + kFlashKeys,
+                             j1);
+                cp_async_wait<1>();
+            } else {
+                cp_async_wait<0>();
+            }
+            __syncthreads();
+            if (kb + warp * 16 < j1)
+                attend<D, 2, T>(st, qf, k_s + stage, v_s + stage, warp * 16, kb,
+                                kb + kFlashKeys > j1, j1, j1, scale);
+            __syncthreads();
+        }
+
+        // Merge the warps' softmaxes through shared memory (the K/V stages are free now).
+        float *m_s = reinterpret_cast<float *>(smem + 16 * D * 2); // [kFlashWarps][16]
+        float *l_s = m_s + kFlashWarps * 16;                       // [kFlashWarps][16]
+        float *o_s = l_s + kFlashWarps * 16;                       // [kFlashWarps][16][D]
+        const float l_lo = quad_sum(st.l_lo), l_hi = quad_sum(st.l_hi);
+        if (c == 0) {
+            m_s[warp * 16 + g] = st.m_lo;
+            m_s[warp * 16 + g + 8] = st.m_hi;
+            l_s[warp * 16 + g] = l_lo;
+            l_s[warp * 16 + g + 8] = l_hi;
+        }
+#pragma unroll
+        for (int dt = 0; dt < D / 8; ++dt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                o_s[(warp * 16 + g + (e < 2 ? 0 : 8)) * D + dt * 8 + 2 * c + (e & 1)] = st.o[dt][e];
+        __syncthreads();
+        for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
+            const int r = i / D, dim = i % D;
+            float mx = -INFINITY;
+            for (int w = 0; w < kFlashWarps; ++w)
+                if (l_s[w * 16 + r] > 0.0f) mx = fmaxf(mx, m_s[w * 16 + r]);
+            float sum = 0.0f, o = 0.0f;
+            for (int w = 0; w < kFlashWarps; ++w) {
+                if (l_s[w * 16 + r] <= 0.0f) continue;
+                const float f = exp2f(m_s[w * 16 + r] - mx);
+                sum += l_s[w * 16 + r] * f;
+                o += o_s[(w * 16 + r) * D + dim] * f;
+            }
+            const int head = h0 + r;
+            if (part.splits == 1) {
+                out[ptrdiff_t(t) * a.out_token + ptrdiff_t(head) * a.out_head + dim] =
+                    from_float<T>(sum > 0.0f ? o / sum : 0.0f);
+            } else {
+                const size_t row = (size_t(t) * a.nh + head) * part.splits + blockIdx.z;
+                part.o[row * a.dv + dim] = sum > 0.0f ? o / sum : 0.0f;
+                if (dim == 0) {
+                    part.m[row] = mx * 0.6931471805599453f; // the merge works in natural logs
+                    part.l[row] = sum;
+                }
+            }
+        }
+        __syncthreads(); // the next token's loads overwrite the merge's shared memory
     }
 }
 
@@ -328,22 +467,42 @@ bool flash_fits(const T *out, const T *q, const T *k, const T *v, const Attentio
            aligned(q, 16) && aligned(k, 16) && aligned(v, 16) && aligned(out, 4);
 }
 
-// Launches the flash kernel over every tile of a.n tokens (a.n >= kFlashMinTokens); the
-// operands passed flash_fits.
+// Lets kernel take bytes of dynamic shared memory (above the default 48 KB).
+template <typename Kernel> void allow_shared_memory(Kernel kernel, int bytes) {
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+               "flash attention shared memory");
+}
+
+// Launches the prefill kernel over every tile of a.n tokens; the operands passed flash_fits.
 template <typename T, typename KeyAddr>
 void flash_attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &a,
                      const KeyAddr &keys) {
+    const dim3 grid(unsigned(a.nh), unsigned((a.n + kFlashRows - 1) / kFlashRows));
     auto launch = [&](auto kernel, int bytes) {
-        check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
-                   "flash attention shared memory");
-        const dim3 grid(unsigned(a.nh), unsigned((a.n + kFlashRows - 1) / kFlashRows));
+        allow_shared_memory(kernel, bytes);
         kernel<<<grid, kFlashWarps * 32, bytes, stream()>>>(out, q, k, v, a, keys);
         check_launch("flash attention");
     };
     if (a.d == 64)
-        launch(flash_attention_kernel<64, T, KeyAddr>, flash::smem_bytes<64>());
+        launch(flash_attention_kernel<64, T, KeyAddr>, flash::smem_bytes<64, kFlashRows>());
     else
-        launch(flash_attention_kernel<128, T, KeyAddr>, flash::smem_bytes<128>());
+        launch(flash_attention_kernel<128, T, KeyAddr>, flash::smem_bytes<128, kFlashRows>());
+}
+
+// Launches the decode kernel on grid (token stride, KV heads, splits); the operands passed
+// flash_fits and a KV head has at most kFlashMaxGroup query heads.
+template <typename T, typename KeyAddr>
+void flash_decode(T *out, const T *q, const T *k, const T *v, const AttentionDims &a,
+                  const KeyAddr &keys, const SplitOut &part, bool flash, dim3 grid) {
+    auto launch = [&](auto kernel, int bytes) {
+        allow_shared_memory(kernel, bytes);
+        kernel<<<grid, kFlashWarps * 32, bytes, stream()>>>(out, q, k, v, a, keys, part, flash);
+        check_launch("flash decode attention");
+    };
+    if (a.d == 64)
+        launch(flash_decode_kernel<64, T, KeyAddr>, flash::smem_bytes<64, 16>());
+    else
+        launch(flash_decode_kernel<128, T, KeyAddr>, flash::smem_bytes<128, 16>());
 }
 
 } // namespace llaisys::ops::nvidia

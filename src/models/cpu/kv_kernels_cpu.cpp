@@ -43,31 +43,39 @@ AttentionTaskFn task_for(llaisysDataType_t dtype) {
 // Grow-only per-thread scratch, so calls in steady state allocate nothing.
 thread_local std::vector<float> t_q, t_acc, t_scores;
 
-// One task per (token, kv head): the query heads sharing that kv head read each key and
-// value row once.
+// The query heads sharing a kv head read each of its key and value rows once. With enough
+// tokens to share out, a task is one token and walks its kv heads in turn, so the rest of
+// each cell row (the other heads' parts, fetched with the first) is read from cache; with
+// few tokens (single-stream decode) a task is one (token, kv head), so both cores work.
 template <typename T>
 void attention(T *out, const T *q, const std::byte *k_cache, const std::byte *v_cache,
                const int32_t *table, const int64_t *row, const int32_t *n_keys, size_t bs,
                const AttentionShape &s, float scale, AttentionTaskFn task) {
     const size_t group = s.nh / s.nkvh;
-    const ptrdiff_t tasks = ptrdiff_t(s.n * s.nkvh);
-#pragma omp parallel num_threads(device::cpu::num_threads())
+    const int threads = device::cpu::num_threads();
+    const size_t heads_per_task = s.n >= size_t(4 * threads) ? s.nkvh : 1;
+    const ptrdiff_t tasks = ptrdiff_t(s.n * s.nkvh / heads_per_task);
+#pragma omp parallel num_threads(threads)
     {
         std::vector<float> &qf = t_q, &acc = t_acc, &scores = t_scores;
         qf.resize(group * s.d);
         acc.resize(group * s.dv);
 #pragma omp for schedule(dynamic)
         for (ptrdiff_t t = 0; t < tasks; ++t) {
-            const size_t i = size_t(t) / s.nkvh, kvh = size_t(t) % s.nkvh, h0 = kvh * group;
-            for (size_t g = 0; g < group; ++g)
-                for (size_t c = 0; c < s.d; ++c)
-                    qf[g * s.d + c] = to_f32(q[(i * s.nh + h0 + g) * s.d + c]) * scale;
+            const size_t first = size_t(t) * heads_per_task, i = first / s.nkvh;
             scores.resize(group * size_t(n_keys[i]));
-            task(AttentionTask{qf.data(), k_cache, v_cache, table + row[i], bs, size_t(n_keys[i]),
-                               group, s.d, s.dv, s.nkvh, kvh, scores.data(), acc.data()});
-            for (size_t g = 0; g < group; ++g)
-                for (size_t c = 0; c < s.dv; ++c)
-                    out[(i * s.nh + h0 + g) * s.dv + c] = from_f32<T>(acc[g * s.dv + c]);
+            for (size_t kvh = first % s.nkvh; kvh < first % s.nkvh + heads_per_task; ++kvh) {
+                const size_t h0 = kvh * group;
+                for (size_t g = 0; g < group; ++g)
+                    for (size_t c = 0; c < s.d; ++c)
+                        qf[g * s.d + c] = to_f32(q[(i * s.nh + h0 + g) * s.d + c]) * scale;
+                task(AttentionTask{qf.data(), k_cache, v_cache, table + row[i], bs,
+                                   size_t(n_keys[i]), group, s.d, s.dv, s.nkvh, kvh, scores.data(),
+                                   acc.data()});
+                for (size_t g = 0; g < group; ++g)
+                    for (size_t c = 0; c < s.dv; ++c)
+                        out[(i * s.nh + h0 + g) * s.dv + c] = from_f32<T>(acc[g * s.dv + c]);
+            }
         }
     }
 }

@@ -91,19 +91,23 @@ int64_t sample_row(const T *logits, size_t vocab, const LlaisysSamplingParams &p
         const float la = to_f32(logits[a]), lb = to_f32(logits[b]);
         return la > lb || (la == lb && a < b);
     };
+    const bool top_k = p.top_k > 0 && size_t(p.top_k) < vocab;
+    const float inv_t = 1.0f / p.temperature;
+    s.prob.resize(vocab);
+    if (!top_k && p.top_p >= 1.0f && p.min_p <= 0.0f) // plain temperature: no candidate list
+        return draw_in_id_order(s.prob.data(), vocab,
+                                row_weights(logits, vocab, inv_t, s.prob.data()), p.seed);
     s.ids.resize(vocab);
     std::iota(s.ids.begin(), s.ids.end(), 0);
     size_t n = vocab;
     bool sorted = false;
-    if (p.top_k > 0 && size_t(p.top_k) < vocab) {
+    if (top_k) {
         n = size_t(p.top_k);
         std::partial_sort(s.ids.begin(), s.ids.begin() + ptrdiff_t(n), s.ids.end(), higher);
         sorted = true;
     }
 
     // softmax(logits / T) over the candidates, unnormalised.
-    const float inv_t = 1.0f / p.temperature;
-    s.prob.resize(vocab);
     const double total = sorted ? candidate_weights(logits, s.ids.data(), n, inv_t, s.prob.data())
                                 : row_weights(logits, vocab, inv_t, s.prob.data());
     if (p.top_p < 1.0f) {
@@ -134,7 +138,6 @@ int64_t sample_row(const T *logits, size_t vocab, const LlaisysSamplingParams &p
                    s.ids.begin());
     }
 
-    if (n == vocab && !sorted) return draw_in_id_order(s.prob.data(), vocab, total, p.seed);
     double kept = 0.0;
     for (size_t c = 0; c < n; ++c) kept += s.prob[s.ids[c]];
     const double target = uniform01(p.seed) * kept;

@@ -80,22 +80,25 @@ def test_prompt_and_greedy_steps_when_compared_with_transformers_then_within_1e_
 
 # (hidden, (query heads, kv heads)): head dims with and without a 16-wide tail (8, 24, 40),
 # groups of 1 to 6 query heads per kv head (the CPU kernels take up to 4 at a time).
+ATOL_150 = 3e-4
 HEAD_SHAPES = [(40, (5, 5)), (120, (5, 1)), (192, (8, 4)), (240, (6, 1)), (144, (6, 2))]
 
 
 @pytest.mark.parametrize("hidden,heads", HEAD_SHAPES)
-def test_head_shapes_when_prompt_and_steps_decoded_then_within_1e_4_of_transformers(
+def test_head_shapes_when_prompt_and_steps_decoded_then_within_3e_4_of_transformers(
         hidden, heads, test_device):
     model, hf = tiny_model("llama", device=test_device, hidden=hidden, heads=heads)
-    toks = tokens_of(12, 37)  # 37 keys: two blocks of 16 and a tail
-    run = CacheRunner(model, "block")
+    # 150 keys: whole blocks of 16 and a tail; single-token steps over this many keys split
+    # them among the CPU threads when the kv heads alone are too few to share out.
+    toks = tokens_of(12, 150)  # f32 rounding over 150 positions: 3e-4, not 1e-4
+    run = CacheRunner(model, "block", n_cells=256, block_size=16)
     res = run.decode([SeqChunk(0, toks, outputs="all")], sampling={"temperature": 0.0})
-    np.testing.assert_allclose(res.logits, hf_logits(hf, toks), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(res.logits, hf_logits(hf, toks), atol=ATOL_150, rtol=0)
     for _ in range(3):
         toks.append(int(res.token_ids[-1]))
         res = run.decode([SeqChunk(0, toks[-1:], start=len(toks) - 1)],
                          sampling={"temperature": 0.0})
-        np.testing.assert_allclose(res.logits[0], hf_logits(hf, toks)[-1], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(res.logits[0], hf_logits(hf, toks)[-1], atol=ATOL_150, rtol=0)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -12,26 +12,26 @@
 namespace llaisys::models::cpu {
 namespace {
 
-// Calls f(j, row) for every key j, row being its [nkvh, width] cell row at kv head kvh; the
-// block table is walked block by block (no division per key). Each row of the next block is
-// prefetched as the same row of this one is read: rows of one kv head lie nkvh rows apart in
-// blocks scattered over the cache, and waiting on their loads was most of the attention time
-// of a decode step at batch 32 (the step fell from 75 to 66 ms with the prefetch).
+// Calls f(j, row) for the task's keys (j counted from first_key), row being its [nkvh, width] cell
+// row at kv head kvh; the block table is walked block by block (no division per key). Each row of
+// the next block is prefetched as the same row of this one is read: rows of one kv head lie nkvh
+// rows apart in blocks scattered over the cache, and waiting on their loads was most of the
+// attention time of a decode step at batch 32 (the step fell from 75 to 66 ms with the prefetch).
 template <typename T, typename F>
 void for_each_key(const AttentionTask &a, const T *cache, size_t width, F &&f) {
-    const size_t bs = a.block_size, blocks = (a.n_keys + bs - 1) / bs;
+    const size_t bs = a.block_size, end = a.first_key + a.n_keys, blocks = (end + bs - 1) / bs;
     const size_t stride = a.nkvh * width; // elements from one cell's row to the next
     auto block_start = [&](size_t b) {
         return cache + size_t(a.table[b]) * bs * stride + a.kvh * width;
     };
-    for (size_t j = 0, b = 0; j < a.n_keys; ++b) {
+    for (size_t key = a.first_key, b = key / bs; key < end; ++b) {
         const T *rows = block_start(b);
         const T *next = b + 1 < blocks ? block_start(b + 1) : nullptr;
-        for (size_t o = 0; o < bs && j < a.n_keys; ++o, ++j) {
+        for (size_t o = key % bs; o < bs && key < end; ++o, ++key) {
             if (next)
                 for (size_t off = 0; off < width * sizeof(T); off += 64)
                     __builtin_prefetch(reinterpret_cast<const char *>(next + o * stride) + off);
-            f(j, rows + o * stride);
+            f(key - a.first_key, rows + o * stride);
         }
     }
 }
@@ -77,8 +77,8 @@ void head_values(const AttentionTask &a, const T *v_cache, const float *p, float
     }
 }
 
-// Replaces s[0, n) by softmax(s).
-inline void softmax(float *s, size_t n) {
+// Replaces s[0, n) by exp(s - max s); returns max s and the sum.
+inline void exp_shifted(float *s, size_t n, float &max, float &sum) {
     const size_t full = n / kVec * kVec;
     float mx = -__builtin_inff();
     for (size_t j = 0; j < full; j += kVec) {
@@ -86,11 +86,11 @@ inline void softmax(float *s, size_t n) {
         mx = m > mx ? m : mx;
     }
     for (size_t j = full; j < n; ++j) mx = s[j] > mx ? s[j] : mx;
-    f32x16 sum = {};
+    f32x16 total = {};
     for (size_t j = 0; j < full; j += kVec) {
         const f32x16 e = exp16(load16(s + j) - mx);
         store16(s + j, e);
-        sum += e;
+        total += e;
     }
     float tail = 0.f;
     for (size_t j = full; j < n; ++j) {
@@ -98,9 +98,8 @@ inline void softmax(float *s, size_t n) {
         x[0] = s[j] - mx;
         tail += s[j] = exp16(x)[0];
     }
-    const float inv = n ? 1.f / (hsum(sum) + tail) : 0.f;
-    for (size_t j = 0; j < full; j += kVec) store16(s + j, load16(s + j) * inv);
-    for (size_t j = full; j < n; ++j) s[j] *= inv;
+    max = mx;
+    sum = hsum(total) + tail;
 }
 
 // Calls f(std::integral_constant<int, n>) for n in 1..4.
@@ -128,7 +127,7 @@ template <typename T> void attention_task(const AttentionTask &a) {
         with_heads(a.group - g0, [&](auto ng) {
             head_scores<ng()>(a, k_cache, a.q + g0 * a.d, a.scores + g0 * nk);
         });
-    for (size_t g = 0; g < a.group; ++g) softmax(a.scores + g * nk, nk);
+    for (size_t g = 0; g < a.group; ++g) exp_shifted(a.scores + g * nk, nk, a.max[g], a.sum[g]);
     for (size_t g0 = 0; g0 < a.group; g0 += kHeadsPerPass)
         with_heads(a.group - g0, [&](auto ng) {
             head_values<ng()>(a, v_cache, a.scores + g0 * nk, a.acc + g0 * a.dv);

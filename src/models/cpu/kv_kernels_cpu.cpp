@@ -4,6 +4,8 @@
 #include "device/cpu/cpu_features.hpp"
 #include "models/cpu/attention_task.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -40,41 +42,92 @@ AttentionTaskFn task_for(llaisysDataType_t dtype) {
     return fn;
 }
 
-// Grow-only per-thread scratch, so calls in steady state allocate nothing.
-thread_local std::vector<float> t_q, t_acc, t_scores;
+// Grow-only scratch, so calls in steady state allocate nothing: per thread, and the parts
+// of split units (the calling thread's, shared by the team).
+thread_local std::vector<float> t_q, t_acc, t_scores, t_parts;
+
+// Keys per part below which splitting a unit further costs more than it spreads.
+constexpr size_t kMinPartKeys = 64;
 
 // The query heads sharing a kv head read each of its key and value rows once. With enough
-// tokens to share out, a task is one token and walks its kv heads in turn, so the rest of
-// each cell row (the other heads' parts, fetched with the first) is read from cache; with
-// few tokens (single-stream decode) a task is one (token, kv head), so both cores work.
+// tokens to share out, a unit of work is one token and walks its kv heads in turn, so the
+// rest of each cell row (the other heads' parts, fetched with the first) is read from cache.
+// With fewer, a unit is one (token, kv head), and when even those are too few for the threads
+// (single-stream decode) each unit's keys are split into parts whose results are merged by
+// their softmax maxima and sums (flash-decoding).
 template <typename T>
 void attention(T *out, const T *q, const std::byte *k_cache, const std::byte *v_cache,
                const int32_t *table, const int64_t *row, const int32_t *n_keys, size_t bs,
                const AttentionShape &s, float scale, AttentionTaskFn task) {
     const size_t group = s.nh / s.nkvh;
-    const int threads = device::cpu::num_threads();
-    const size_t heads_per_task = s.n >= size_t(4 * threads) ? s.nkvh : 1;
-    const ptrdiff_t tasks = ptrdiff_t(s.n * s.nkvh / heads_per_task);
-#pragma omp parallel num_threads(threads)
+    const size_t threads = size_t(device::cpu::num_threads());
+    const size_t heads_per_unit = s.n >= 4 * threads ? s.nkvh : 1;
+    const size_t units = s.n * s.nkvh / heads_per_unit;
+    size_t parts = 1;
+    if (units < 2 * threads) {
+        const size_t most_keys = size_t(*std::max_element(n_keys, n_keys + s.n));
+        parts = std::max<size_t>(
+            1, std::min((4 * threads + units - 1) / units, most_keys / kMinPartKeys));
+    }
+    // Per part of a (token, kv head): group x (acc[dv], max, sum).
+    const size_t part_floats = group * (s.dv + 2);
+    if (parts > 1) t_parts.resize(units * parts * part_floats);
+    float *part_out = t_parts.data();
+
+    auto write_out = [&](size_t i, size_t kvh, const float *acc, const float *sum) {
+        for (size_t g = 0; g < group; ++g) {
+            const float inv = sum[g] > 0.f ? 1.f / sum[g] : 0.f;
+            T *o = out + (i * s.nh + kvh * group + g) * s.dv;
+            for (size_t c = 0; c < s.dv; ++c) o[c] = from_f32<T>(acc[g * s.dv + c] * inv);
+        }
+    };
+#pragma omp parallel num_threads(int(threads))
     {
         std::vector<float> &qf = t_q, &acc = t_acc, &scores = t_scores;
         qf.resize(group * s.d);
-        acc.resize(group * s.dv);
+        acc.resize(group * (s.dv + 2));
 #pragma omp for schedule(dynamic)
-        for (ptrdiff_t t = 0; t < tasks; ++t) {
-            const size_t first = size_t(t) * heads_per_task, i = first / s.nkvh;
-            scores.resize(group * size_t(n_keys[i]));
-            for (size_t kvh = first % s.nkvh; kvh < first % s.nkvh + heads_per_task; ++kvh) {
+        for (ptrdiff_t t = 0; t < ptrdiff_t(units * parts); ++t) {
+            const size_t unit = size_t(t) / parts, part = size_t(t) % parts;
+            const size_t first = unit * heads_per_unit, i = first / s.nkvh;
+            const size_t keys = size_t(n_keys[i]);
+            const size_t k0 = keys * part / parts, k1 = keys * (part + 1) / parts;
+            scores.resize(group * (k1 - k0));
+            for (size_t kvh = first % s.nkvh; kvh < first % s.nkvh + heads_per_unit; ++kvh) {
                 const size_t h0 = kvh * group;
                 for (size_t g = 0; g < group; ++g)
                     for (size_t c = 0; c < s.d; ++c)
                         qf[g * s.d + c] = to_f32(q[(i * s.nh + h0 + g) * s.d + c]) * scale;
-                task(AttentionTask{qf.data(), k_cache, v_cache, table + row[i], bs,
-                                   size_t(n_keys[i]), group, s.d, s.dv, s.nkvh, kvh, scores.data(),
-                                   acc.data()});
-                for (size_t g = 0; g < group; ++g)
-                    for (size_t c = 0; c < s.dv; ++c)
-                        out[(i * s.nh + h0 + g) * s.dv + c] = from_f32<T>(acc[g * s.dv + c]);
+                float *dst = parts > 1 ? part_out + size_t(t) * part_floats : acc.data();
+                float *mx = dst + group * s.dv, *sum = mx + group;
+                task(AttentionTask{qf.data(), k_cache, v_cache, table + row[i], bs, k0, k1 - k0,
+                                   group, s.d, s.dv, s.nkvh, kvh, scores.data(), dst, mx, sum});
+                if (parts == 1) write_out(i, kvh, dst, sum);
+            }
+        }
+        if (parts > 1) { // the implied barrier above: every part is done
+#pragma omp for schedule(static)
+            for (ptrdiff_t u = 0; u < ptrdiff_t(units); ++u) {
+                const float *first_part = part_out + size_t(u) * parts * part_floats;
+                float *merged = acc.data(), *sum = merged + group * s.dv;
+                for (size_t g = 0; g < group; ++g) {
+                    float m = -INFINITY;
+                    for (size_t p = 0; p < parts; ++p)
+                        m = std::max(m, first_part[p * part_floats + group * s.dv + g]);
+                    float total = 0.f;
+                    for (size_t c = 0; c < s.dv; ++c) merged[g * s.dv + c] = 0.f;
+                    for (size_t p = 0; p < parts; ++p) {
+                        const float *pp = first_part + p * part_floats;
+                        const float w = pp[group * s.dv + g] == -INFINITY
+                                            ? 0.f
+                                            : std::exp(pp[group * s.dv + g] - m);
+                        total += w * pp[group * s.dv + group + g];
+                        for (size_t c = 0; c < s.dv; ++c)
+                            merged[g * s.dv + c] += w * pp[g * s.dv + c];
+                    }
+                    sum[g] = total;
+                }
+                write_out(size_t(u) / s.nkvh, size_t(u) % s.nkvh, merged, sum);
             }
         }
     }

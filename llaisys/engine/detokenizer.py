@@ -37,7 +37,11 @@ class IncrementalDetokenizer:
         self._ids.append(token_id)
         prefix_text = self._tok.decode(self._ids[self._prefix:self._read], self._skip)
         new_text = self._tok.decode(self._ids[self._prefix:], self._skip)
-        if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
+        if new_text == prefix_text:
+            # No text from the tokens since the last emit (skipped special tokens, ids the
+            # tokenizer does not know): drop them, or every later decode would span them all.
+            del self._ids[self._read:]
+        elif len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
             delta = new_text[len(prefix_text):]
             self._prefix, self._read = self._read, len(self._ids)
             self.text += delta

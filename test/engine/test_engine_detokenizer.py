@@ -51,6 +51,24 @@ def test_special_token_when_skipped_then_adds_no_text():
     assert "".join(feed(keep, [104, EOS])[0]) == "h</s>"
 
 
+class CountingTokenizer(FakeTokenizer):
+    """Counts the ids it decodes."""
+
+    decoded_ids = 0
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        self.decoded_ids += len(ids)
+        return super().decode(ids, skip_special_tokens)
+
+
+def test_long_run_of_tokens_without_text_when_added_then_each_decode_stays_short():
+    tok = CountingTokenizer()
+    detok = IncrementalDetokenizer(tok, [1])
+    deltas, _ = feed(detok, [104] + [EOS] * 1000 + [105])
+    assert "".join(deltas) == "hi"
+    assert tok.decoded_ids < 10 * 1002  # a window spanning the run would decode ~10^6 ids
+
+
 def test_stop_check_off_when_stop_string_appears_then_not_matched_later_either():
     detok = IncrementalDetokenizer(FakeTokenizer(), [1], stop=["a"])
     assert detok.add(ord("a"), check_stop=False) == ("a", None)

@@ -170,9 +170,12 @@ class Tokenizer:
         vocab = {(t if set(t) <= spelled else "".join(alphabet[b] for b in t.encode())): i
                  for i, t in enumerate(tokens)}
         merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges", [])]
-        backend = Backend(models.BPE(vocab=vocab, merges=merges, dropout=None,
-                                     continuing_subword_prefix="", end_of_word_suffix="",
-                                     fuse_unk=False))
+        try:
+            backend = Backend(models.BPE(vocab=vocab, merges=merges, dropout=None,
+                                         continuing_subword_prefix="", end_of_word_suffix="",
+                                         fuse_unk=False))
+        except Exception as e:  # tokenizers raises a bare Exception, e.g. merges of unknown tokens
+            raise CheckpointError(f"GGUF tokenizer metadata is inconsistent: {e}") from None
         split = _GGUF_SPLITS.get(meta.get("tokenizer.ggml.pre", ""))
         backend.pre_tokenizer = (
             pre_tokenizers.ByteLevel(add_prefix_space=False) if split is None else

@@ -102,6 +102,15 @@ def test_gguf_tokenizer_when_loaded_then_encodes_like_hf_dir_tokenizer(tmp_path:
 
 # ------------------------------------------------------------------ errors --
 
+def test_gguf_merges_of_unknown_tokens_when_tokenizer_built_then_checkpoint_error():
+    from llaisys.models import Tokenizer
+
+    meta = {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a", "b", "ab"],
+            "tokenizer.ggml.merges": ["a c"]}  # "c" is no token
+    with pytest.raises(CheckpointError, match="inconsistent"):
+        Tokenizer.from_gguf(meta)
+
+
 def _tensor_info_offset(path: Path, name: str) -> int:
     """Byte offset of the u32 ggml type of tensor `name` in the tensor infos."""
     data = path.read_bytes()

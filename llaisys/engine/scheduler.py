@@ -147,6 +147,8 @@ class RequestScheduler:
     def _reserve(self, seq: Sequence, n: int, out: SchedulerOutput) -> bool:
         """Blocks for n more tokens of a running seq, preempting the newest running sequences
         while they are short; False when seq itself had to be preempted."""
+        if self.bm.blocks_for(seq.num_computed_tokens + n) <= len(seq.block_table):
+            return True  # most decode steps: the last block has room
         while not self.bm.can_allocate(seq, seq.num_computed_tokens + n):
             victim = self.running[-1]
             self._preempt(victim)

@@ -112,7 +112,8 @@ class Tokenizer:
         return self._backend.encode(text, add_special_tokens=add_special_tokens).ids
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        return self._backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+        # tokenizers takes any sequence of integers (numpy ones too): no per-id conversion
+        return self._backend.decode(ids, skip_special_tokens=skip_special_tokens)
 
     def token_to_id(self, token: str) -> int | None:
         return self._backend.token_to_id(token)

@@ -28,6 +28,12 @@ struct Generic {
         return ((v.v[0] + v.v[4]) + (v.v[1] + v.v[5])) + ((v.v[2] + v.v[6]) + (v.v[3] + v.v[7]));
     }
     static float half_to_f32(uint16_t h) { return f16_to_f32(fp16_t{h}); }
+    static void halves_to_f32(const std::byte *p, float &a, float &b) {
+        uint16_t h[2];
+        std::memcpy(h, p, 4);
+        a = half_to_f32(h[0]);
+        b = half_to_f32(h[1]);
+    }
     static uint16_t f32_to_half(float f) { return f32_to_f16(f).bits; }
 
     static void f32x(const float *p, reg *w) {

@@ -7,7 +7,8 @@
 // inline helper of the rest of the core; V supplies the f16 conversions.
 //
 // V provides: reg, width (floats per reg), mr (input rows per tile), zero(), load(const float *),
-// store(float *, reg), fmadd(a, b, c) = a*b + c, hsum(reg), tile_epilogue (whether
+// store(float *, reg), fmadd(a, b, c) = a*b + c, hsum(reg), halves_to_f32(p, a, b) (two
+// consecutive f16 values), tile_epilogue (whether
 // store_tile<OutKind>(acc[4][4], bias, out, n) writes a whole 4 x 4 tile), half_to_f32(uint16_t),
 // f32_to_half(float), and 32-element dequantizers writing 32 / width regs:
 // f32x(const float *), bf16x(const uint16_t *), f16x(const uint16_t *),
@@ -111,8 +112,9 @@ struct Q4_1W { // f16 d, f16 m, 16 bytes of nibbles: y = d*q + m
     static constexpr bool quantized = true;
     static constexpr size_t chunk_bytes = 20;
     template <class V> static void chunk(const std::byte *p, typename V::reg *w) {
-        V::q4x(reinterpret_cast<const uint8_t *>(p + 4), V::half_to_f32(load_u16(p)),
-               V::half_to_f32(load_u16(p + 2)), w);
+        float d, m;
+        V::halves_to_f32(p, d, m);
+        V::q4x(reinterpret_cast<const uint8_t *>(p + 4), d, m, w);
     }
 };
 

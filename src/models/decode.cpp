@@ -208,8 +208,7 @@ void Model::finish_layer(const Layer &w, const tensor_t &x, const tensor_t &attn
     ops::linear(o, attn, w.o, nullptr);
     ops::add(x, x, o);
     ops::rms_norm(xn, x, w.post_norm, meta_.rms_norm_eps);
-    ops::linear(gate, xn, w.gate, nullptr);
-    ops::linear(up, xn, w.up, nullptr);
+    ops::linear_shared_input(xn, {{gate, w.gate, nullptr}, {up, w.up, nullptr}});
     ops::swiglu(act, gate, up);
     ops::linear(o, act, w.down, nullptr);
     ops::add(x, x, o);
@@ -250,9 +249,8 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
     for (size_t l = 0; l < m.n_layer; ++l) {
         const Layer &w = layers_[l];
         ops::rms_norm(xn, x, w.input_norm, m.rms_norm_eps);
-        ops::linear(q2, xn, w.q, w.q_bias);
-        ops::linear(k2, xn, w.k, w.k_bias);
-        ops::linear(v2, xn, w.v, w.v_bias);
+        ops::linear_shared_input(xn,
+                                 {{q2, w.q, w.q_bias}, {k2, w.k, w.k_bias}, {v2, w.v, w.v_bias}});
         ops::rope(q, q, pos, m.rope_theta);
         ops::rope(k, k, pos, m.rope_theta);
         if (block) { // keep what the cells held, to restore it if the call fails

@@ -5,12 +5,20 @@
 #include "llaisys/ops.h"
 #include "tensor/tensor.hpp"
 
+#include <vector>
+
 namespace llaisys::ops {
 
 void add(tensor_t c, tensor_t a, tensor_t b);
 void argmax(tensor_t max_idx, tensor_t max_val, tensor_t vals);
 void embedding(tensor_t out, tensor_t index, tensor_t weight);
 void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias /* may be null */);
+// Up to 4 products of one input (a layer's q/k/v, its gate/up), each as linear(out, in,
+// weight, bias): on the CPU one parallel pass over all their weights when they share a dtype.
+struct LinearProduct {
+    tensor_t out, weight, bias;
+};
+void linear_shared_input(tensor_t in, const std::vector<LinearProduct> &products);
 void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps);
 void rope(tensor_t out, tensor_t in, tensor_t pos_ids, float theta);
 void self_attention(tensor_t out, tensor_t q, tensor_t k, tensor_t v, float scale);

@@ -101,6 +101,35 @@ def test_head_shapes_when_prompt_and_steps_decoded_then_within_3e_4_of_transform
         np.testing.assert_allclose(res.logits[0], hf_logits(hf, toks)[-1], atol=ATOL_150, rtol=0)
 
 
+def test_q_projection_quantized_when_decoding_then_matches_its_dequantized_f32_model(
+        test_device):
+    if test_device != "cpu":
+        pytest.skip("quantized weights are kept on the CPU only")
+    from gguf import GGMLQuantizationType, quants
+
+    from llaisys import DataType
+    from llaisys.models import WeightTensor
+    from test.utils.hf_reference import hf_weights, model_config, tiny_hf_model
+
+    # q (Q8_0) differs in dtype from k and v (F32): the layer's q/k/v products run apart.
+    hf = tiny_hf_model("qwen2")
+    name = "model.layers.0.self_attn.q_proj.weight"
+    quant, plain = [], []
+    for wt in hf_weights(hf):
+        if wt.name == name:
+            blocks = quants.quantize(wt.data, GGMLQuantizationType.Q8_0)
+            values = quants.dequantize(blocks, GGMLQuantizationType.Q8_0).astype(np.float32)
+            quant.append(WeightTensor(name, blocks, DataType.Q8_0, wt.shape))
+            plain.append(WeightTensor(name, values, DataType.F32, wt.shape))
+        else:
+            quant.append(wt)
+            plain.append(wt)
+    toks = tokens_of(13, 9)
+    got = alone(Model.from_config(model_config(hf), quant), "block", toks)
+    want = alone(Model.from_config(model_config(hf), plain), "block", toks)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_some_flagged_rows_when_decoding_then_rows_in_token_order_match_alone(pair, layout):
     model, _ = pair

@@ -7,7 +7,11 @@
 
 namespace llaisys::ops {
 
-void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias) {
+namespace {
+
+// The operands as the device kernels take them, once every check passed.
+cpu::LinearOperands checked(const tensor_t &out, const tensor_t &in, const tensor_t &weight,
+                            const tensor_t &bias) {
     check_not_null("linear", {&out, &in, &weight});
     check_same_device("linear", {out, in, weight});
     check_ndim("linear", in, 2, "in");
@@ -38,20 +42,39 @@ void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias) {
                     "]");
         check_contiguous("linear", {bias});
     }
+    return {out->data(),
+            in->data(),
+            m > 1 ? size_t(in->strides()[0]) : k,
+            weight->data(),
+            bias ? bias->data() : nullptr,
+            wtype,
+            in->dtype(),
+            m,
+            n,
+            k};
+}
 
-    switch (out->device_type()) {
+} // namespace
+
+void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias) {
+    linear_shared_input(in, {{out, weight, bias}});
+}
+
+void linear_shared_input(tensor_t in, const std::vector<LinearProduct> &products) {
+    CHECK_ARG(!products.empty() && products.size() <= cpu::kMaxSharedInput, "linear: 1 to ",
+              cpu::kMaxSharedInput, " products of one input, got ", products.size());
+    std::vector<cpu::LinearOperands> ops;
+    for (const LinearProduct &p : products) ops.push_back(checked(p.out, in, p.weight, p.bias));
+    switch (in->device_type()) {
     case LLAISYS_DEVICE_CPU:
-        return cpu::linear({out->data(), in->data(), m > 1 ? size_t(in->strides()[0]) : k,
-                            weight->data(), bias ? bias->data() : nullptr, wtype, in->dtype(), m, n,
-                            k});
+        return cpu::linear_shared_input(ops.data(), ops.size());
 #ifdef LLAISYS_ENABLE_NVIDIA
     case LLAISYS_DEVICE_NVIDIA:
-        return nvidia::linear({out->data(), in->data(), m > 1 ? size_t(in->strides()[0]) : k,
-                               weight->data(), bias ? bias->data() : nullptr, wtype, in->dtype(), m,
-                               n, k});
+        for (const cpu::LinearOperands &op : ops) nvidia::linear(op);
+        return;
 #endif
     default:
-        unsupported_device("linear", out);
+        unsupported_device("linear", in);
     }
 }
 

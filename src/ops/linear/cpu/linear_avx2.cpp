@@ -74,7 +74,7 @@ struct Avx2 {
 } // namespace
 
 namespace linear_avx2 {
-void gemm(const KernelArgs &a) { gemm_f32_act<Avx2>(a); }
+void gemm(const KernelArgs *a, size_t count) { gemm_f32_act<Avx2>(a, count); }
 void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype, size_t rows,
                  size_t k, float *dst, size_t ld_dst) {
     rows_to_f32_any<Avx2>(src, src_row_bytes, dtype, rows, k, dst, ld_dst);

@@ -124,8 +124,10 @@ struct Bf16Dot {
 } // namespace
 
 namespace linear_avx512 {
-void gemm_bf16_dot(const KernelArgs &a) { gemm_format<Avx512, Bf16Dot, BF16W>(a); }
-void gemm(const KernelArgs &a) { gemm_f32_act<Avx512>(a); }
+void gemm_bf16_dot(const KernelArgs *a, size_t count) {
+    gemm_format<Avx512, Bf16Dot, BF16W>(a, count);
+}
+void gemm(const KernelArgs *a, size_t count) { gemm_f32_act<Avx512>(a, count); }
 void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype, size_t rows,
                  size_t k, float *dst, size_t ld_dst) {
     rows_to_f32_any<Avx512>(src, src_row_bytes, dtype, rows, k, dst, ld_dst);

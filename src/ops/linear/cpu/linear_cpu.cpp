@@ -14,8 +14,8 @@ namespace llaisys::ops::cpu {
 namespace {
 
 struct Kernels {
-    void (*gemm)(const KernelArgs &);
-    void (*gemm_bf16_dot)(const KernelArgs &); // null where the CPU lacks a bf16 dot product
+    void (*gemm)(const KernelArgs *, size_t);
+    void (*gemm_bf16_dot)(const KernelArgs *, size_t); // null where the CPU lacks a bf16 dot
     void (*rows_to_f32)(const std::byte *, size_t, llaisysDataType_t, size_t, size_t, float *,
                         size_t);
 };
@@ -102,41 +102,57 @@ void gemm_blas(const Kernels &kf, const KernelArgs &a) {
 
 } // namespace
 
-void linear(const LinearOperands &op) {
+void linear(const LinearOperands &op) { linear_shared_input(&op, 1); }
+
+void linear_shared_input(const LinearOperands *ops, size_t count) {
+    const LinearOperands &op = ops[0];
+    for (size_t i = 1; i < count; ++i)
+        if (ops[i].wtype != op.wtype) { // one kernel format per pass: one product at a time
+            for (size_t p = 0; p < count; ++p) linear_shared_input(ops + p, 1);
+            return;
+        }
     const int threads = device::cpu::num_threads();
     const Kernels &kf = kernels();
-    KernelArgs a{};
-    a.m = op.m;
-    a.n = op.n;
-    a.k = op.k;
-    a.w = op.w;
-    a.w_row_bytes = dtype_bytes(op.wtype, op.k);
-    a.wtype = op.wtype;
-    a.out = op.out;
-    a.threads = threads;
     const bool bf16_dot = op.xtype == LLAISYS_DTYPE_BF16 && kf.gemm_bf16_dot;
-    if (op.xtype == LLAISYS_DTYPE_F32 || bf16_dot) {
-        a.x = op.x;
-        a.ldx = op.ldx;
-    } else {
-        float *x = scratch(t_x, op.m * op.k);
-        to_f32(kf, op.x, op.ldx * dtype_size(op.xtype), op.xtype, op.m, op.k, x, op.k, threads);
+    const void *x = op.x;
+    size_t ldx = op.ldx;
+    if (op.xtype != LLAISYS_DTYPE_F32 && !bf16_dot) {
+        float *xf = scratch(t_x, op.m * op.k);
+        to_f32(kf, op.x, op.ldx * dtype_size(op.xtype), op.xtype, op.m, op.k, xf, op.k, threads);
+        x = xf;
+        ldx = op.k;
+    }
+    size_t bias_floats = 0;
+    for (size_t p = 0; p < count; ++p) bias_floats += ops[p].n;
+    float *bias_f32 = op.xtype != LLAISYS_DTYPE_F32 ? scratch(t_bias, bias_floats) : nullptr;
+    KernelArgs args[kMaxSharedInput];
+    for (size_t p = 0; p < count; ++p) {
+        KernelArgs &a = args[p];
+        a = KernelArgs{};
         a.x = x;
-        a.ldx = op.k;
+        a.ldx = ldx;
+        a.m = op.m;
+        a.n = ops[p].n;
+        a.k = op.k;
+        a.w = ops[p].w;
+        a.w_row_bytes = dtype_bytes(op.wtype, op.k);
+        a.wtype = op.wtype;
+        a.out = ops[p].out;
+        a.threads = threads;
+        a.bias = reinterpret_cast<const float *>(ops[p].bias);
+        if (ops[p].bias && bias_f32) {
+            kf.rows_to_f32(ops[p].bias, 0, op.xtype, 1, a.n, bias_f32, a.n);
+            a.bias = bias_f32;
+            bias_f32 += a.n;
+        }
     }
-    if (op.bias && op.xtype != LLAISYS_DTYPE_F32) {
-        float *b = scratch(t_bias, op.n);
-        kf.rows_to_f32(op.bias, 0, op.xtype, 1, op.n, b, op.n);
-        a.bias = b;
+    if (bf16_dot) {
+        kf.gemm_bf16_dot(args, count);
+    } else if (op.m >= kBlasMinRows) {
+        for (size_t p = 0; p < count; ++p) gemm_blas(kf, args[p]);
     } else {
-        a.bias = reinterpret_cast<const float *>(op.bias);
+        kf.gemm(args, count);
     }
-    if (bf16_dot)
-        kf.gemm_bf16_dot(a);
-    else if (op.m >= kBlasMinRows)
-        gemm_blas(kf, a);
-    else
-        kf.gemm(a);
 }
 
 } // namespace llaisys::ops::cpu

@@ -23,6 +23,12 @@ struct LinearOperands {
 
 void linear(const LinearOperands &op);
 
+// Products of one input (same x, m, k and x dtype): where the streaming kernels run (few
+// rows) and the weights share a dtype, one parallel pass covers the weight blocks of all of
+// them, so a decode step pays one OpenMP region for a layer's q/k/v instead of three.
+constexpr size_t kMaxSharedInput = 4;
+void linear_shared_input(const LinearOperands *ops, size_t count);
+
 // What the SIMD kernel families implement (one set per instruction set, picked at run time).
 struct KernelArgs {
     const void *x; // [m, k] activations, row pitch ldx: f32, or BF16 where bf16_dot says so
@@ -36,20 +42,21 @@ struct KernelArgs {
     int threads;
 };
 
+// gemm(a, count): count products of one input (a[i].x, m, k and threads equal).
 namespace linear_generic {
-void gemm(const KernelArgs &a);
+void gemm(const KernelArgs *a, size_t count);
 void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype, size_t rows,
                  size_t k, float *dst, size_t ld_dst);
 } // namespace linear_generic
 namespace linear_avx2 {
-void gemm(const KernelArgs &a);
+void gemm(const KernelArgs *a, size_t count);
 void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype, size_t rows,
                  size_t k, float *dst, size_t ld_dst);
 } // namespace linear_avx2
 namespace linear_avx512 {
-void gemm(const KernelArgs &a);
+void gemm(const KernelArgs *a, size_t count);
 // BF16 weights times BF16 activations with the AVX512-BF16 dot product (x is bf16).
-void gemm_bf16_dot(const KernelArgs &a);
+void gemm_bf16_dot(const KernelArgs *a, size_t count);
 void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype, size_t rows,
                  size_t k, float *dst, size_t ld_dst);
 } // namespace linear_avx512

@@ -59,7 +59,7 @@ struct Generic {
 } // namespace
 
 namespace linear_generic {
-void gemm(const KernelArgs &a) { gemm_f32_act<Generic>(a); }
+void gemm(const KernelArgs *a, size_t count) { gemm_f32_act<Generic>(a, count); }
 void rows_to_f32(const std::byte *src, size_t src_row_bytes, llaisysDataType_t dtype, size_t rows,
                  size_t k, float *dst, size_t ld_dst) {
     rows_to_f32_any<Generic>(src, src_row_bytes, dtype, rows, k, dst, ld_dst);

@@ -243,21 +243,32 @@ constexpr size_t kParallelMinWork = size_t(1) << 16;
 constexpr size_t kPassBytes = size_t(256) << 10;
 constexpr size_t kPassMinRows = 64;
 
-template <class V, class D, class F> void gemm_format(const KernelArgs &a) {
+// count products of one input (as[i].x, m, k and threads equal, one weight format): their
+// weight blocks form one index space shared out in one parallel region.
+template <class V, class D, class F> void gemm_format(const KernelArgs *as, size_t count) {
     constexpr size_t NR = 4;
-    const ptrdiff_t blocks = ptrdiff_t((a.n + NR - 1) / NR);
-    const bool parallel = a.threads > 1 && a.m * a.n * a.k >= kParallelMinWork;
-    const ptrdiff_t chunk = blocks >= 8 * a.threads ? blocks / (8 * a.threads) : 1;
-    size_t pass = kPassBytes / (a.k * sizeof(typename D::xelem));
+    const KernelArgs &a0 = as[0];
+    size_t first_block[kMaxSharedInput + 1] = {}, work = 0;
+    for (size_t p = 0; p < count; ++p) {
+        first_block[p + 1] = first_block[p] + (as[p].n + NR - 1) / NR;
+        work += a0.m * as[p].n * a0.k;
+    }
+    const ptrdiff_t blocks = ptrdiff_t(first_block[count]);
+    const bool parallel = a0.threads > 1 && work >= kParallelMinWork;
+    const ptrdiff_t chunk = blocks >= 8 * a0.threads ? blocks / (8 * a0.threads) : 1;
+    size_t pass = kPassBytes / (a0.k * sizeof(typename D::xelem));
     pass = pass < kPassMinRows ? kPassMinRows : pass / V::mr * V::mr;
-#pragma omp parallel num_threads(a.threads) if (parallel)
-    for (size_t p0 = 0; p0 < a.m; p0 += pass) {
-        const size_t p1 = a.m - p0 < pass ? a.m : p0 + pass;
+#pragma omp parallel num_threads(a0.threads) if (parallel)
+    for (size_t p0 = 0; p0 < a0.m; p0 += pass) {
+        const size_t p1 = a0.m - p0 < pass ? a0.m : p0 + pass;
         // Blocks handed out in chunks as threads come free: a thread the OS preempts (the
         // machine may be shared) holds up no fixed share. Disjoint outputs: no barrier.
 #pragma omp for schedule(dynamic, chunk) nowait
         for (ptrdiff_t b = 0; b < blocks; ++b) {
-            const size_t j0 = size_t(b) * NR;
+            size_t p = 0;
+            while (size_t(b) >= first_block[p + 1]) ++p;
+            const KernelArgs &a = as[p];
+            const size_t j0 = (size_t(b) - first_block[p]) * NR;
             for (size_t i0 = p0; i0 < p1; i0 += V::mr) {
                 const size_t left = p1 - i0, mr = left < size_t(V::mr) ? left : size_t(V::mr);
                 if (j0 + NR <= a.n) {
@@ -270,11 +281,11 @@ template <class V, class D, class F> void gemm_format(const KernelArgs &a) {
     }
 }
 
-// All weight dtypes with f32 activations (KernelArgs::x is float).
-template <class V> void gemm_f32_act(const KernelArgs &a) {
-    with_format(a.wtype, [&](auto f) {
+// All weight dtypes with f32 activations (KernelArgs::x is float; one wtype for all).
+template <class V> void gemm_f32_act(const KernelArgs *as, size_t count) {
+    with_format(as[0].wtype, [&](auto f) {
         using F = decltype(f);
-        gemm_format<V, FloatDot<V, F>, F>(a);
+        gemm_format<V, FloatDot<V, F>, F>(as, count);
     });
 }
 

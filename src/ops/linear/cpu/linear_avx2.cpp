@@ -25,14 +25,7 @@ struct Avx2 {
         return _mm_cvtss_f32(s);
     }
     static float half_to_f32(uint16_t h) { return _cvtsh_ss(h); }
-    // Two consecutive halves (a block's d and m) in one conversion.
-    static void halves_to_f32(const std::byte *p, float &a, float &b) {
-        uint32_t u;
-        std::memcpy(&u, p, 4);
-        const __m128 ab = _mm_cvtph_ps(_mm_cvtsi32_si128(int(u)));
-        a = _mm_cvtss_f32(ab);
-        b = _mm_cvtss_f32(_mm_movehdup_ps(ab));
-    }
+    static void halves_to_f32(const std::byte *p, float &a, float &b) { f16c_halves(p, a, b); }
     static uint16_t f32_to_half(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 
     static __m128i load128(const void *p) {

@@ -46,6 +46,17 @@ inline uint16_t f32_to_bf16_bits(float f) {
     return uint16_t(u >> 16);
 }
 
+#if defined(__F16C__)
+// Two consecutive halves (a Q4_1 block's d and m) in one conversion (AVX2 and AVX-512 units).
+inline void f16c_halves(const std::byte *p, float &a, float &b) {
+    uint32_t u;
+    std::memcpy(&u, p, 4);
+    const __m128 ab = _mm_cvtph_ps(_mm_cvtsi32_si128(int(u)));
+    a = _mm_cvtss_f32(ab);
+    b = _mm_cvtss_f32(_mm_movehdup_ps(ab));
+}
+#endif
+
 enum class OutKind { F32, F16, BF16 };
 
 // Weight formats. A chunk is 32 consecutive elements of one row (one quantized block);

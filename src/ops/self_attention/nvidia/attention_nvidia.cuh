@@ -160,18 +160,7 @@ __global__ void __launch_bounds__(kWarps * 32)
             sum += l_s[w][h] * f;
             o += o_s[w][h][dim] * f;
         }
-        const int head = h0 + h;
-        if (part.splits == 1) {
-            out[ptrdiff_t(t) * a.out_token + ptrdiff_t(head) * a.out_head + dim] =
-                from_float<T>(sum > 0.0f ? o / sum : 0.0f);
-        } else {
-            const size_t r = (size_t(t) * a.nh + head) * part.splits + blockIdx.z;
-            part.o[r * a.dv + dim] = sum > 0.0f ? o / sum : 0.0f;
-            if (dim == 0) {
-                part.m[r] = mx;
-                part.l[r] = sum;
-            }
-        }
+        write_head_output(out, a, part, t, h0 + h, dim, o, sum, mx);
     }
 }
 

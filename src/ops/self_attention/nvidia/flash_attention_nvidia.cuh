@@ -38,6 +38,25 @@ struct SplitOut {
     int splits;
 };
 
+// One output element of (token t, head) once a block has merged its warps' softmaxes: o / sum
+// written to out, or kept as split blockIdx.z's part for the merge (m_ln: the split's max
+// score in natural logs).
+template <typename T>
+__device__ void write_head_output(T *out, const AttentionDims &a, const SplitOut &part, int t,
+                                  int head, int dim, float o, float sum, float m_ln) {
+    const float value = sum > 0.0f ? o / sum : 0.0f;
+    if (part.splits == 1) {
+        out[ptrdiff_t(t) * a.out_token + ptrdiff_t(head) * a.out_head + dim] = from_float<T>(value);
+        return;
+    }
+    const size_t row = (size_t(t) * a.nh + head) * part.splits + blockIdx.z;
+    part.o[row * a.dv + dim] = value;
+    if (dim == 0) {
+        part.m[row] = m_ln;
+        part.l[row] = sum;
+    }
+}
+
 constexpr int kFlashRows = 64; // query tokens per block
 constexpr int kFlashKeys = 64; // keys per shared-memory stage
 constexpr int kFlashWarps = kFlashRows / 16;
@@ -436,18 +455,8 @@ __global__ void __launch_bounds__(kFlashWarps * 32)
                 sum += l_s[w * 16 + r] * f;
                 o += o_s[(w * 16 + r) * D + dim] * f;
             }
-            const int head = h0 + r;
-            if (part.splits == 1) {
-                out[ptrdiff_t(t) * a.out_token + ptrdiff_t(head) * a.out_head + dim] =
-                    from_float<T>(sum > 0.0f ? o / sum : 0.0f);
-            } else {
-                const size_t row = (size_t(t) * a.nh + head) * part.splits + blockIdx.z;
-                part.o[row * a.dv + dim] = sum > 0.0f ? o / sum : 0.0f;
-                if (dim == 0) {
-                    part.m[row] = mx * 0.6931471805599453f; // the merge works in natural logs
-                    part.l[row] = sum;
-                }
-            }
+            // Scores here are in log2 units; the merge works in natural logs.
+            write_head_output(out, a, part, t, h0 + r, dim, o, sum, mx * 0.6931471805599453f);
         }
         __syncthreads(); // the next token's loads overwrite the merge's shared memory
     }

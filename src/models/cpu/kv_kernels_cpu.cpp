@@ -49,6 +49,28 @@ thread_local std::vector<float> t_q, t_acc, t_scores, t_parts;
 // Keys per part below which splitting a unit further costs more than it spreads.
 constexpr size_t kMinPartKeys = 64;
 
+// The parts of one (token, kv head), each group x acc[dv] then group maxima then group sums
+// (AttentionTask's outputs), merged into acc [group, dv] and sum [group]: each part's
+// exp-sums are rescaled from its own maximum to the overall one.
+void merge_parts(const float *first, size_t parts, size_t group, size_t dv, float *acc,
+                 float *sum) {
+    const size_t part_floats = group * (dv + 2);
+    auto max_of = [&](size_t p, size_t g) { return first[p * part_floats + group * dv + g]; };
+    for (size_t g = 0; g < group; ++g) {
+        float m = -INFINITY;
+        for (size_t p = 0; p < parts; ++p) m = std::max(m, max_of(p, g));
+        std::fill(acc + g * dv, acc + (g + 1) * dv, 0.f);
+        sum[g] = 0.f;
+        for (size_t p = 0; p < parts; ++p) {
+            if (max_of(p, g) == -INFINITY) continue; // a part without keys
+            const float w = std::exp(max_of(p, g) - m);
+            const float *part = first + p * part_floats;
+            sum[g] += w * part[group * dv + group + g];
+            for (size_t c = 0; c < dv; ++c) acc[g * dv + c] += w * part[g * dv + c];
+        }
+    }
+}
+
 // The query heads sharing a kv head read each of its key and value rows once. With enough
 // tokens to share out, a unit of work is one token and walks its kv heads in turn, so the
 // rest of each cell row (the other heads' parts, fetched with the first) is read from cache.
@@ -108,25 +130,9 @@ void attention(T *out, const T *q, const std::byte *k_cache, const std::byte *v_
         if (parts > 1) { // the implied barrier above: every part is done
 #pragma omp for schedule(static)
             for (ptrdiff_t u = 0; u < ptrdiff_t(units); ++u) {
-                const float *first_part = part_out + size_t(u) * parts * part_floats;
                 float *merged = acc.data(), *sum = merged + group * s.dv;
-                for (size_t g = 0; g < group; ++g) {
-                    float m = -INFINITY;
-                    for (size_t p = 0; p < parts; ++p)
-                        m = std::max(m, first_part[p * part_floats + group * s.dv + g]);
-                    float total = 0.f;
-                    for (size_t c = 0; c < s.dv; ++c) merged[g * s.dv + c] = 0.f;
-                    for (size_t p = 0; p < parts; ++p) {
-                        const float *pp = first_part + p * part_floats;
-                        const float w = pp[group * s.dv + g] == -INFINITY
-                                            ? 0.f
-                                            : std::exp(pp[group * s.dv + g] - m);
-                        total += w * pp[group * s.dv + group + g];
-                        for (size_t c = 0; c < s.dv; ++c)
-                            merged[g * s.dv + c] += w * pp[g * s.dv + c];
-                    }
-                    sum[g] = total;
-                }
+                merge_parts(part_out + size_t(u) * parts * part_floats, parts, group, s.dv, merged,
+                            sum);
                 write_out(size_t(u) / s.nkvh, size_t(u) % s.nkvh, merged, sum);
             }
         }

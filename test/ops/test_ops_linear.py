@@ -35,7 +35,8 @@ QUANT_TYPES = {
 # k (tails after the 32-element chunks) and odd n (tails after the 4-row weight blocks).
 FLOAT_SHAPES = [(1, 7, 7), (1, 4097, 576), (7, 576, 4097), (64, 33, 576), (513, 576, 7),
                 (513, 4097, 64)]
-QUANT_SHAPES = [(1, 32, 7), (1, 576, 1536), (7, 4096, 33), (64, 576, 576), (513, 576, 64)]
+QUANT_SHAPES = [(1, 32, 7), (1, 576, 1536), (7, 4096, 33), (40, 576, 65), (64, 576, 576),
+                (513, 576, 64)]  # 40 rows: tiles (quantized weights reach sgemm from 64)
 
 
 def _case(rng: np.random.Generator, m: int, k: int, n: int, dtype: DataType):

@@ -38,6 +38,10 @@ const Kernels &kernels() {
 // From this many rows on, the product is compute-bound and sgemm's packed micro-kernels
 // beat the streaming tiles (scripts/bench_ops.py shows the crossover).
 constexpr size_t kBlasMinRows = 32;
+// Quantized weights are widened to f32 panels for sgemm; below this many rows the tiles,
+// which dequantize in registers, are faster (Q4_1 at 32 rows: 80-85 against 73 GFLOP/s on
+// one core; at 64 rows: 80 against 86).
+constexpr size_t kBlasMinRowsQuantized = 64;
 // Columns of W per sgemm call: a multiple of sgemm's 16-wide micro-tile, small enough that
 // a widened panel of a non-f32 W (and its rows of C) stays in L2.
 constexpr size_t kBlasPanelCols = 64;
@@ -148,7 +152,7 @@ void linear_shared_input(const LinearOperands *ops, size_t count) {
     }
     if (bf16_dot) {
         kf.gemm_bf16_dot(args, count);
-    } else if (op.m >= kBlasMinRows) {
+    } else if (op.m >= (dtype_is_quantized(op.wtype) ? kBlasMinRowsQuantized : kBlasMinRows)) {
         for (size_t p = 0; p < count; ++p) gemm_blas(kf, args[p]);
     } else {
         kf.gemm(args, count);

@@ -84,14 +84,16 @@ ATOL_150 = 3e-4
 HEAD_SHAPES = [(40, (5, 5)), (120, (5, 1)), (192, (8, 4)), (240, (6, 1)), (144, (6, 2))]
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("hidden,heads", HEAD_SHAPES)
 def test_head_shapes_when_prompt_and_steps_decoded_then_within_3e_4_of_transformers(
-        hidden, heads, test_device):
+        hidden, heads, layout, test_device):
     model, hf = tiny_model("llama", device=test_device, hidden=hidden, heads=heads)
-    # 150 keys: whole blocks of 16 and a tail; single-token steps over this many keys split
-    # them among the CPU threads when the kv heads alone are too few to share out.
+    # 150 keys: whole blocks of 16 and a tail (SLOT: blocks of one cell); single-token steps
+    # over this many keys split them among the CPU threads when the kv heads alone are too
+    # few to share out.
     toks = tokens_of(12, 150)  # f32 rounding over 150 positions: 3e-4, not 1e-4
-    run = CacheRunner(model, "block", n_cells=256, block_size=16)
+    run = CacheRunner(model, layout, n_cells=256, block_size=16)
     res = run.decode([SeqChunk(0, toks, outputs="all")], sampling={"temperature": 0.0})
     np.testing.assert_allclose(res.logits, hf_logits(hf, toks), atol=ATOL_150, rtol=0)
     for _ in range(3):

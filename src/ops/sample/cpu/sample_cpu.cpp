@@ -79,7 +79,10 @@ int64_t draw_in_id_order(const float *prob, size_t vocab, double total, uint64_t
         cumulative += prob[c];
         if (target < cumulative) return int64_t(c);
     }
-    return int64_t(vocab - 1); // target rounded up to the whole mass
+    // The sums' rounding left the target past the whole mass: the last id with any weight.
+    size_t last = vocab - 1;
+    while (last > 0 && !(prob[last] > 0.0f)) --last;
+    return int64_t(last);
 }
 
 template <typename T>

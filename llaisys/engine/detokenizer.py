@@ -16,6 +16,9 @@ _CONTEXT_TOKENS = 5
 
 
 class Decoder(Protocol):
+    vocab_size: int
+    all_special_ids: set[int]
+
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str: ...
 
 
@@ -24,6 +27,10 @@ class IncrementalDetokenizer:
                  skip_special_tokens: bool = True, stop: list[str] | None = None):
         self._tok = tokenizer
         self._skip = skip_special_tokens
+        # Ids that decode to nothing in any context: skipped special tokens, and ids past the
+        # tokenizer's vocabulary (a model's embedding table may be larger).
+        self._silent = (set(tokenizer.all_special_ids) if skip_special_tokens else set(),
+                        tokenizer.vocab_size)
         self._ids = list(prompt_token_ids[-_CONTEXT_TOKENS:])
         self._prefix = 0
         self._read = len(self._ids)
@@ -34,14 +41,14 @@ class IncrementalDetokenizer:
 
     def add(self, token_id: int, *, check_stop: bool = True) -> tuple[str, str | None]:
         """Adds one token; returns (text delta to emit now, matched stop string or None)."""
+        special, vocab = self._silent
+        if token_id in special or token_id >= vocab:
+            # Kept out of the decode window, which would otherwise widen with every such token.
+            return self._emit(len(self.text) - self._held()), None
         self._ids.append(token_id)
         prefix_text = self._tok.decode(self._ids[self._prefix:self._read], self._skip)
         new_text = self._tok.decode(self._ids[self._prefix:], self._skip)
-        if new_text == prefix_text:
-            # No text from the tokens since the last emit (skipped special tokens, ids the
-            # tokenizer does not know): drop them, or every later decode would span them all.
-            del self._ids[self._read:]
-        elif len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
+        if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
             delta = new_text[len(prefix_text):]
             self._prefix, self._read = self._read, len(self._ids)
             self.text += delta

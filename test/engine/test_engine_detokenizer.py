@@ -64,9 +64,28 @@ class CountingTokenizer(FakeTokenizer):
 def test_long_run_of_tokens_without_text_when_added_then_each_decode_stays_short():
     tok = CountingTokenizer()
     detok = IncrementalDetokenizer(tok, [1])
-    deltas, _ = feed(detok, [104] + [EOS] * 1000 + [105])
+    deltas, _ = feed(detok, [104] + [EOS] * 500 + [tok.vocab_size + 7] * 500 + [105])
     assert "".join(deltas) == "hi"
     assert tok.decoded_ids < 10 * 1002  # a window spanning the run would decode ~10^6 ids
+
+
+def test_token_with_text_only_in_context_when_added_then_kept():
+    """A sentencepiece-style decoder strips the first space of whatever it decodes, so "▁"
+    decodes to nothing alone but to a space before a word: it must stay in the window."""
+    from tokenizers import AddedToken, decoders, models
+    from tokenizers import Tokenizer as Backend
+
+    from llaisys.models.tokenizer import Tokenizer
+
+    backend = Backend(models.WordLevel({"<s>": 0, "▁": 1, "▁Hello": 2, "<unk>": 3},
+                                       unk_token="<unk>"))
+    backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.Fuse(),
+                                         decoders.Strip(" ", 1, 0)])
+    backend.add_special_tokens([AddedToken("<s>", special=True, normalized=False)])
+    tok = Tokenizer(backend, chat_template=None, special_tokens={"bos_token": "<s>"})
+    detok = IncrementalDetokenizer(tok, [0])
+    feed(detok, [1, 2])
+    assert detok.text == tok.decode([1, 2]) == " Hello"
 
 
 def test_stop_check_off_when_stop_string_appears_then_not_matched_later_either():

@@ -11,7 +11,8 @@
 
 #include <cstring>
 
-// Vectors are passed between inlined functions of one unit: no ABI is crossed.
+// Vectors are passed between inlined functions of one unit: no ABI is crossed. Left on for
+// the including unit too (no push/pop): GCC reports it where the vectors are used.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace llaisys {
@@ -49,8 +50,7 @@ inline f32x16 load16(const float *p) {
 inline f32x16 load16(const bf16_t *p) { // bf16 is the top half of an f32
     u16x16 h;
     std::memcpy(&h, p, sizeof h);
-    const u32x16 u = __builtin_convertvector(h, u32x16) << 16;
-    return reinterpret_cast<const f32x16 &>(u);
+    return (f32x16)(__builtin_convertvector(h, u32x16) << 16);
 }
 inline f32x16 load16(const fp16_t *p) {
 #if defined(__AVX512F__)
@@ -84,7 +84,7 @@ inline float hmax(const f32x16 &v) {
 }
 
 // exp(x) for x <= 0 (softmax arguments): Cody-Waite reduction by ln 2 and Cephes' degree-6
-// polynomial, within 2 ulp; about 1e-38 (not 0) below -87.3.
+// polynomial, within 2 ulp; 0 below -87.3 (so a masked -inf gets no weight at all).
 inline f32x16 exp16(const f32x16 &arg) {
     const f32x16 lo = f32x16{} - 87.3f;
     const f32x16 x = arg < lo ? lo : arg;
@@ -99,7 +99,7 @@ inline f32x16 exp16(const f32x16 &arg) {
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     const i32x16 bits = (__builtin_convertvector(n, i32x16) + 127) << 23;
-    return p * reinterpret_cast<const f32x16 &>(bits);
+    return arg < lo ? f32x16{} : p * (f32x16)bits;
 }
 
 } // namespace

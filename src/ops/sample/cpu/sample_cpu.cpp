@@ -49,13 +49,13 @@ template <typename T> double row_weights(const T *logits, size_t vocab, float in
     for (size_t c = 0; c < full; c += kVec) vmax = max16(vmax, load16(logits + c));
     float max_logit = hmax(vmax);
     for (size_t c = full; c < vocab; ++c) max_logit = std::max(max_logit, to_f32(logits[c]));
-    f32x16 sum = {};
+    // Summed block by block as draw_in_id_order walks them, so its walk ends inside the total.
+    double total = 0.0;
     for (size_t c = 0; c < full; c += kVec) {
         const f32x16 e = exp16((load16(logits + c) - max_logit) * inv_t);
         store16(prob + c, e);
-        sum += e;
+        total += hsum(e);
     }
-    double total = hsum(sum);
     for (size_t c = full; c < vocab; ++c) {
         f32x16 x = {};
         x[0] = (to_f32(logits[c]) - max_logit) * inv_t;

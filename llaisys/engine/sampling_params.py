@@ -93,8 +93,11 @@ def _is_int(v: object) -> bool:
 
 
 def _f32(v: float) -> float:
-    with np.errstate(over="ignore"):
-        return float(np.float32(v))
+    try:
+        with np.errstate(over="ignore"):
+            return float(np.float32(v))
+    except OverflowError:  # an int past any float: infinite as a float32 too
+        return float("inf")
 
 
 def _is_num(v: object) -> bool:

@@ -22,6 +22,9 @@ def test_single_stop_string_when_given_then_becomes_a_list():
     ("stop", [""]), ("stop", [1]), ("stop_token_ids", [-1]), ("stop_token_ids", "x"),
     ("presence_penalty", 3.0), ("frequency_penalty", -2.5), ("repetition_penalty", 0.0),
     ("logprobs", -1),
+    # past what the core's sampling params hold (float32, int32, uint64)
+    ("temperature", 1e39), ("temperature", 10**400), ("top_p", 5e-324), ("top_k", 2**31),
+    ("seed", 2**64),
 ])
 def test_invalid_value_when_created_then_value_error_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"SamplingParams.{field} "):

@@ -57,8 +57,10 @@ def test_server_when_fuzzing_is_over_then_idle_with_every_block_free(server):
 
 
 # What the fuzzer found: values valid as doubles but not as the core's float32/int32 used to
-# pass validation and then fail the whole batch step (a 500 for every request in it).
-FOUND = [("top_p", 5e-324), ("temperature", 1e39), ("top_k", 2**40)]
+# pass validation and then fail the whole batch step (a 500 for every request in it). (The
+# schema's temperature <= 2 already stopped 1e39 here; the engine's own bounds are tested in
+# test/engine/test_engine_sampling_params.py.)
+FOUND = [("top_p", 5e-324), ("top_k", 2**40)]
 
 
 @pytest.mark.parametrize("field,value", FOUND, ids=[f for f, _ in FOUND])

@@ -5,7 +5,7 @@
 #include "llaisys/ops.h"
 #include "tensor/tensor.hpp"
 
-#include <vector>
+#include <initializer_list>
 
 namespace llaisys::ops {
 
@@ -18,7 +18,7 @@ void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias /* may be 
 struct LinearProduct {
     tensor_t out, weight, bias;
 };
-void linear_shared_input(tensor_t in, const std::vector<LinearProduct> &products);
+void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> products);
 void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps);
 void rope(tensor_t out, tensor_t in, tensor_t pos_ids, float theta);
 void self_attention(tensor_t out, tensor_t q, tensor_t k, tensor_t v, float scale);

@@ -5,6 +5,8 @@
 #endif
 #include "ops/ops.hpp"
 
+#include <array>
+
 namespace llaisys::ops {
 
 namespace {
@@ -60,17 +62,18 @@ void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias) {
     linear_shared_input(in, {{out, weight, bias}});
 }
 
-void linear_shared_input(tensor_t in, const std::vector<LinearProduct> &products) {
-    CHECK_ARG(!products.empty() && products.size() <= cpu::kMaxSharedInput, "linear: 1 to ",
+void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> products) {
+    CHECK_ARG(products.size() >= 1 && products.size() <= cpu::kMaxSharedInput, "linear: 1 to ",
               cpu::kMaxSharedInput, " products of one input, got ", products.size());
-    std::vector<cpu::LinearOperands> ops;
-    for (const LinearProduct &p : products) ops.push_back(checked(p.out, in, p.weight, p.bias));
+    std::array<cpu::LinearOperands, cpu::kMaxSharedInput> ops;
+    size_t count = 0;
+    for (const LinearProduct &p : products) ops[count++] = checked(p.out, in, p.weight, p.bias);
     switch (in->device_type()) {
     case LLAISYS_DEVICE_CPU:
-        return cpu::linear_shared_input(ops.data(), ops.size());
+        return cpu::linear_shared_input(ops.data(), count);
 #ifdef LLAISYS_ENABLE_NVIDIA
     case LLAISYS_DEVICE_NVIDIA:
-        for (const cpu::LinearOperands &op : ops) nvidia::linear(op);
+        for (size_t i = 0; i < count; ++i) nvidia::linear(ops[i]);
         return;
 #endif
     default:

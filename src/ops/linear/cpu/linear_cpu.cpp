@@ -109,6 +109,8 @@ void gemm_blas(const Kernels &kf, const KernelArgs &a) {
 void linear(const LinearOperands &op) { linear_shared_input(&op, 1); }
 
 void linear_shared_input(const LinearOperands *ops, size_t count) {
+    CHECK_ARG(count >= 1 && count <= kMaxSharedInput, "linear: 1 to ", kMaxSharedInput,
+              " products of one input, got ", count);
     const LinearOperands &op = ops[0];
     for (size_t i = 1; i < count; ++i)
         if (ops[i].wtype != op.wtype) { // one kernel format per pass: one product at a time
@@ -126,9 +128,10 @@ void linear_shared_input(const LinearOperands *ops, size_t count) {
         x = xf;
         ldx = op.k;
     }
-    size_t bias_floats = 0;
-    for (size_t p = 0; p < count; ++p) bias_floats += ops[p].n;
-    float *bias_f32 = op.xtype != LLAISYS_DTYPE_F32 ? scratch(t_bias, bias_floats) : nullptr;
+    size_t bias_floats = 0; // f32 copies of non-f32 biases
+    for (size_t p = 0; p < count; ++p)
+        if (ops[p].bias && op.xtype != LLAISYS_DTYPE_F32) bias_floats += ops[p].n;
+    float *bias_f32 = bias_floats ? scratch(t_bias, bias_floats) : nullptr;
     KernelArgs args[kMaxSharedInput];
     for (size_t p = 0; p < count; ++p) {
         KernelArgs &a = args[p];

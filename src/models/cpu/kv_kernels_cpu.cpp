@@ -85,8 +85,8 @@ void attention(T *out, const T *q, const std::byte *k_cache, const std::byte *v_
     const size_t threads = size_t(device::cpu::num_threads());
     const size_t heads_per_unit = s.n >= 4 * threads ? s.nkvh : 1;
     const size_t units = s.n * s.nkvh / heads_per_unit;
-    size_t parts = 1;
-    if (units < 2 * threads) {
+    size_t parts = 1; // splits only (token, kv head) units: the merge below relies on it
+    if (heads_per_unit == 1 && units < 2 * threads) {
         const size_t most_keys = size_t(*std::max_element(n_keys, n_keys + s.n));
         parts = std::max<size_t>(
             1, std::min((4 * threads + units - 1) / units, most_keys / kMinPartKeys));

@@ -78,10 +78,13 @@ def test_prompt_and_greedy_steps_when_compared_with_transformers_then_within_1e_
         np.testing.assert_allclose(res.logits[0], hf_logits(hf, toks)[-1], atol=1e-4, rtol=0)
 
 
-# (hidden, (query heads, kv heads)): head dims with and without a 16-wide tail (8, 24, 40),
-# groups of 1 to 6 query heads per kv head (the CPU kernels take up to 4 at a time).
 ATOL_150 = 3e-4
-HEAD_SHAPES = [(40, (5, 5)), (120, (5, 1)), (192, (8, 4)), (240, (6, 1)), (144, (6, 2))]
+# (hidden, (query heads, kv heads)): head dims with and without a 16-wide tail (6, 8, 24,
+# 40), groups of 1 to 6 query heads per kv head (the CPU kernels take up to 4 at a time);
+# with head dim 6, q/k/v widths (30, 6, 6) end in part-filled 4-row weight blocks, next to
+# the following product's first block in the shared q/k/v pass.
+HEAD_SHAPES = [(40, (5, 5)), (120, (5, 1)), (192, (8, 4)), (240, (6, 1)), (144, (6, 2)),
+               (30, (5, 1))]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -130,6 +133,28 @@ def test_q_projection_quantized_when_decoding_then_matches_its_dequantized_f32_m
     got = alone(Model.from_config(model_config(hf), quant), "block", toks)
     want = alone(Model.from_config(model_config(hf), plain), "block", toks)
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+def test_long_and_fresh_sequences_when_decoded_on_4_threads_then_each_matches_alone(
+        test_device):
+    """Few (token, kv head) units for 4 threads: keys are split into parts, and the fresh
+    sequence's single key leaves some of its parts empty."""
+    from llaisys import runtime
+
+    model, _ = tiny_model("llama", device=test_device, hidden=120, heads=(5, 1))
+    long_toks, fresh = tokens_of(14, 150), tokens_of(15, 1)
+    runtime.set_num_threads(4)
+    try:
+        run = CacheRunner(model, "block", n_cells=256, block_size=16)
+        run.decode([SeqChunk(0, long_toks[:-1], outputs="none")])
+        res = run.decode([SeqChunk(0, long_toks[-1:], start=149), SeqChunk(1, fresh)])
+    finally:
+        runtime.set_num_threads(0)
+    long_alone = CacheRunner(model, "block", n_cells=256, block_size=16).decode(
+        [SeqChunk(0, long_toks)]).logits
+    np.testing.assert_allclose(res.logits[0], long_alone[-1], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(res.logits[1], alone(model, "block", fresh)[-1], atol=1e-5,
+                               rtol=0)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -428,12 +428,17 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
     const tensor_t params_dev = rows(ws_.params_u8, nb * sizeof(LlaisysSamplingParams));
     params_dev->load(params.data());
     const tensor_t ids = rows(ws_.out_ids, nb);
-    size_t layers_backed_up = m.n_layer;
+    // Layers whose backup rows hold what this step's cells held before it: those a direct run
+    // reached, none while a graph is captured (nothing runs), all once the graph launched.
+    size_t layers_backed_up = 0;
     try {
-        graphs_.run(nb << 32 | bucket, graph_buffers(kv), [&] {
-            size_t layers = 0;
-            ops::sample(ids, logits_of(forward(kv, s, in, layers)), params_dev);
+        graphs_.run(nb << 32 | bucket, graph_buffers(kv), [&](bool executes) {
+            size_t captured_layers = 0;
+            ops::sample(
+                ids, logits_of(forward(kv, s, in, executes ? layers_backed_up : captured_layers)),
+                params_dev);
         });
+        layers_backed_up = m.n_layer;
         rows(ws_.out_ids, n)->read(b.out_token);
     } catch (...) {
         restore(kv, nb, layers_backed_up);

@@ -12,7 +12,7 @@ StepGraphs::~StepGraphs() {
 }
 
 void StepGraphs::run(size_t key, const std::vector<const void *> &buffers,
-                     const std::function<void()> &body) {
+                     const std::function<void(bool executes)> &body) {
     auto it = graphs_.find(key);
     if (it != graphs_.end() && it->second.buffers == buffers && it->second.exec) {
         check_cuda(cudaGraphLaunch(cudaGraphExec_t(it->second.exec), stream()), "cudaGraphLaunch");
@@ -24,7 +24,7 @@ void StepGraphs::run(size_t key, const std::vector<const void *> &buffers,
         graphs_.erase(it);
     }
     if (!seen) {
-        body();
+        body(true);
         graphs_.emplace(key, Graph{nullptr, buffers});
         return;
     }
@@ -32,7 +32,7 @@ void StepGraphs::run(size_t key, const std::vector<const void *> &buffers,
     check_cuda(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal),
                "cudaStreamBeginCapture");
     try {
-        body();
+        body(false);
     } catch (...) {
         cudaStreamEndCapture(stream(), &graph);
         if (graph) cudaGraphDestroy(graph);

@@ -20,9 +20,11 @@ public:
     // buffers.
     // Otherwise runs body directly the first time (cuBLAS and the allocator warm up) and
     // captures it the next: body only launches work on the device's stream (no copy, no
-    // allocation, no synchronisation); the graph replaces a stale one and runs.
+    // allocation, no synchronisation); the graph replaces a stale one and runs. body's
+    // argument says whether its launches execute now (true) or are being captured (false),
+    // so a caller knows what work an exception interrupted.
     void run(size_t key, const std::vector<const void *> &buffers,
-             const std::function<void()> &body);
+             const std::function<void(bool executes)> &body);
 
 private:
     struct Graph {

@@ -36,7 +36,7 @@ SERVE_MAX_NUM_BATCHED_TOKENS = 256
 
 
 def _add_engine_args(p: argparse.ArgumentParser, *, model_positional: bool,
-                     max_num_batched_tokens: int = 2048) -> None:
+                     max_num_batched_tokens: int = 2048, mixed_batches: bool = False) -> None:
     g = p.add_argument_group("engine")
     if model_positional:
         g.add_argument("model", nargs="?", default=None,
@@ -63,9 +63,11 @@ def _add_engine_args(p: argparse.ArgumentParser, *, model_positional: bool,
                    "are loaded, that the KV cache takes")
     g.add_argument("--kv-layout", choices=["block", "slot"], default="block")
     g.add_argument("--no-prefix-caching", action="store_true")
-    g.add_argument("--mixed-batches", action=argparse.BooleanOptionalAction, default=True,
+    g.add_argument("--mixed-batches", action=argparse.BooleanOptionalAction,
+                   default=mixed_batches,
                    help="decode running requests in every step beside prompt chunks "
-                        "(default: on; off: prefill-only steps first)")
+                        f"(default: {'on' if mixed_batches else 'off'}; off: prefill-only "
+                        "steps first)")
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -258,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="the OpenAI-compatible server and web chat")
     _add_engine_args(s, model_positional=True,
-                     max_num_batched_tokens=SERVE_MAX_NUM_BATCHED_TOKENS)
+                     max_num_batched_tokens=SERVE_MAX_NUM_BATCHED_TOKENS, mixed_batches=True)
     g = s.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1")
     g.add_argument("--port", type=int, default=8000)

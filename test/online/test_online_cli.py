@@ -198,3 +198,4 @@ def test_serve_when_no_engine_flags_then_mixed_batches_and_a_small_step_budget()
     assert not off.mixed_batches
     generate = build_parser().parse_args(["generate", "hi"])
     assert generate.max_num_batched_tokens == 2048
+    assert not generate.mixed_batches  # offline: EngineArgs' default, prefill-only steps first

@@ -152,7 +152,7 @@ class LLMEngine:
         t_exec = time.perf_counter()
         self.scheduler.update(sched)
         if sched.kind == "prefill":
-            self._prompt_tokens += sum(sched.num_tokens[sched.num_decodes:])
+            self._prompt_tokens += sched.prompt_tokens
             self._fork(sched)
         t_update = time.perf_counter()
         self._process(out, chunks)

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import deque
 from dataclasses import dataclass
 
 PHASES = ("schedule", "prepare", "forward", "logits", "output", "caller")
+# Steps kept (the latest): a server profiled for days holds a bounded window.
+MAX_RECORDS = 100_000
 
 
 @dataclass
@@ -26,7 +29,7 @@ class StepRecord:
 
 class StepProfiler:
     def __init__(self) -> None:
-        self.records: list[StepRecord] = []
+        self.records: deque[StepRecord] = deque(maxlen=MAX_RECORDS)
         self._last_end: float | None = None
 
     def record(self, kind: str, num_seqs: int, start: float, seconds: dict[str, float]) -> None:
@@ -40,25 +43,27 @@ class StepProfiler:
         """The driver waited for work: the gap until the next step is not engine overhead."""
         self._last_end = None
 
-    def split(self, kind: str = "decode", num_seqs: int | None = None) -> dict[str, float]:
-        """Median seconds per phase over the steps of `kind` with `num_seqs` sequences
-        (None: the largest batch seen for that kind); empty if there are none."""
+    def _steps(self, kind: str, num_seqs: int | None) -> tuple[int | None, list[StepRecord]]:
+        """The steps of `kind` with `num_seqs` sequences (None: the largest batch seen)."""
         steps = [r for r in self.records if r.kind == kind]
         if num_seqs is None and steps:
             num_seqs = max(r.num_seqs for r in steps)
-        steps = [r for r in steps if r.num_seqs == num_seqs]
+        return num_seqs, [r for r in steps if r.num_seqs == num_seqs]
+
+    def split(self, kind: str = "decode", num_seqs: int | None = None) -> dict[str, float]:
+        """Median seconds per phase over the steps of `kind` with `num_seqs` sequences
+        (None: the largest batch seen for that kind); empty if there are none."""
+        _, steps = self._steps(kind, num_seqs)
         if not steps:
             return {}
         return {p: statistics.median(r.seconds.get(p, 0.0) for r in steps) for p in PHASES}
 
     def format_split(self, kind: str = "decode", num_seqs: int | None = None) -> str:
-        steps = [r for r in self.records if r.kind == kind]
-        if num_seqs is None and steps:
-            num_seqs = max(r.num_seqs for r in steps)
-        count = sum(1 for r in steps if r.num_seqs == num_seqs)
+        num_seqs, steps = self._steps(kind, num_seqs)
         split = self.split(kind, num_seqs)
         if not split:
             return f"{kind}: no steps recorded"
+        count = len(steps)
         total = sum(split.values())
         outside = total - split["forward"]
         cells = ", ".join(f"{p} {1e3 * s:.2f} ms ({100 * s / total:.1f}%)"

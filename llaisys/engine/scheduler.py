@@ -34,8 +34,9 @@ class SchedulerOutput:
     num_decodes: int = 0  # leading entries of seqs that decode one token (mixed batches)
 
     @property
-    def total_tokens(self) -> int:
-        return sum(self.num_tokens)
+    def prompt_tokens(self) -> int:
+        """Prompt tokens this step computes (the entries after the decodes)."""
+        return sum(self.num_tokens[self.num_decodes:])
 
 
 class RequestScheduler:

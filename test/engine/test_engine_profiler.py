@@ -1,3 +1,5 @@
+import time
+
 from llaisys.engine import SamplingParams
 from llaisys.engine.profiler import PHASES, StepProfiler
 from test.utils.fake_model import fake_engine, run_all
@@ -34,3 +36,13 @@ def test_profiler_when_off_by_default_then_engine_records_nothing(monkeypatch):
     assert fake_engine().profiler is None
     monkeypatch.setenv("LLAISYS_PROFILE_STEPS", "1")
     assert isinstance(fake_engine().profiler, StepProfiler)
+
+
+def test_profiler_left_on_when_more_steps_than_it_keeps_then_only_the_latest_kept():
+    from llaisys.engine.profiler import MAX_RECORDS
+
+    profiler = StepProfiler()
+    for i in range(MAX_RECORDS + 5):
+        profiler.record("decode", i, time.perf_counter(), {})
+    assert len(profiler.records) == MAX_RECORDS
+    assert profiler.records[0].num_seqs == 5 and profiler.records[-1].num_seqs == MAX_RECORDS + 4

@@ -39,7 +39,8 @@ STAGES = {
     "sanitize": ["test/core", "test/ops", "test/engine", "test/offline"],
     "cuda": ["test/core", "test/ops"],
 }
-# Stages that rerun stage0 against a core rebuilt with these CMake options, in build/<dir>.
+# Stages that rerun the tests above against a core rebuilt with these CMake options, in
+# build/<dir>.
 REBUILT = {
     "sanitize": ("asan", ["-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DLLAISYS_SANITIZE=ON"]),
     "cuda": ("cuda", ["-DCMAKE_BUILD_TYPE=Release", "-DLLAISYS_CUDA=ON"]),
@@ -81,11 +82,12 @@ def selected_stages(args: argparse.Namespace) -> list[str]:
     else:
         print(f"[run_tests] parity skipped (--run-parity {args.run_parity}"
               f"{', transformers/torch not installed' if not hf_available() else ''})")
-    if args.run_sanitize == "always" or (args.run_sanitize == "auto" and build_tools()):
+    sanitize_tools = build_tools() and asan_runtime()
+    if args.run_sanitize == "always" or (args.run_sanitize == "auto" and sanitize_tools):
         stages.append("sanitize")
     else:
         print(f"[run_tests] sanitize skipped (--run-sanitize {args.run_sanitize}"
-              f"{', cmake/ninja not on PATH' if not build_tools() else ''})")
+              f"{', no cmake/ninja, or no ASan runtime' if not sanitize_tools else ''})")
     cuda_tools = cuda_toolchain() and build_tools()
     if args.run_cuda == "always" or (args.run_cuda == "auto" and cuda_tools):
         stages.append("cuda")
@@ -97,6 +99,17 @@ def selected_stages(args: argparse.Namespace) -> list[str]:
 
 def build_tools() -> bool:
     return all(shutil.which(tool) for tool in ("cmake", "ninja"))
+
+
+def asan_runtime() -> bool:
+    """Whether the C++ compiler finds an ASan runtime to preload (sanitizer_env): a compiler
+    without one prints the bare name back."""
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not cxx:
+        return False
+    found = subprocess.run([cxx, "-print-file-name=libasan.so"], capture_output=True,
+                           text=True).stdout.strip()
+    return os.path.isabs(found) and os.path.exists(found)
 
 
 def cuda_toolchain() -> bool:

@@ -5,6 +5,7 @@ talked to with the official openai client over HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import math
 import socket
 import threading
 import time
@@ -12,6 +13,7 @@ import time
 import pytest
 
 from llaisys.engine import EngineArgs, LLMEngine
+from llaisys.models.loader import expected_weights
 from test.online.server_support import RunningServer, open_stream, read_events
 from test.utils.tiny_models import write_tiny_hf
 
@@ -235,5 +237,8 @@ def test_metrics_when_scraped_then_resident_memory_beside_weight_and_kv_bytes(se
     m = server.metrics()
     kv = server.async_engine.engine.executor.kv_cache_bytes()
     assert m["llaisys_kv_cache_bytes"] == kv > 0
-    assert m["llaisys_model_weight_bytes"] == server.async_engine.engine.model.weight_bytes > 0
+    # The tiny checkpoint is f32: 4 bytes for every element the config calls for.
+    config = server.async_engine.engine.model_config
+    elements = sum(math.prod(shape) for shape in expected_weights(config).values())
+    assert m["llaisys_model_weight_bytes"] == 4 * elements
     assert m["process_resident_memory_bytes"] > 0

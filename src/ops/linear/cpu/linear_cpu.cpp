@@ -64,18 +64,26 @@ void to_f32(const Kernels &kf, const std::byte *src, size_t src_row_bytes, llais
                        dst + size_t(r) * ld, ld);
 }
 
-// sgemm over column panels of W, the panels shared out dynamically among our OpenMP threads,
-// each calling a single-threaded sgemm: no BLAS thread pool spins beside OpenMP's (on a busy
-// machine that halved the cores left to us), and a thread the OS preempts holds up no fixed
-// share of the work. Non-f32 W is widened panel by panel into per-thread scratch; F16/BF16
-// outputs go through an f32 panel of C.
-void gemm_blas(const Kernels &kf, const KernelArgs &a) {
-    const bool f32_w = a.wtype == LLAISYS_DTYPE_F32;
-    const bool f32_out = f32_w || dtype_is_quantized(a.wtype);
-    const ptrdiff_t panels = ptrdiff_t((a.n + kBlasPanelCols - 1) / kBlasPanelCols);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(a.threads) if (a.threads > 1)
-    for (ptrdiff_t p = 0; p < panels; ++p) {
-        const size_t j0 = size_t(p) * kBlasPanelCols, nb = std::min(kBlasPanelCols, a.n - j0);
+// sgemm over column panels of W, the panels (of all count products of one input) shared out
+// dynamically among our OpenMP threads, each calling a single-threaded sgemm: no BLAS thread
+// pool spins beside OpenMP's (on a busy machine that halved the cores left to us), a thread
+// the OS preempts holds up no fixed share of the work, and a narrow product (a k or v
+// projection: a few panels) runs beside the others instead of on a few threads alone. Non-f32
+// W is widened panel by panel into per-thread scratch; F16/BF16 outputs go through an f32
+// panel of C.
+void gemm_blas(const Kernels &kf, const KernelArgs *as, size_t count) {
+    size_t first_panel[kMaxSharedInput + 1] = {};
+    for (size_t q = 0; q < count; ++q)
+        first_panel[q + 1] = first_panel[q] + (as[q].n + kBlasPanelCols - 1) / kBlasPanelCols;
+    const bool f32_w = as[0].wtype == LLAISYS_DTYPE_F32;
+    const bool f32_out = f32_w || dtype_is_quantized(as[0].wtype);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(as[0].threads) if (as[0].threads > 1)
+    for (ptrdiff_t p = 0; p < ptrdiff_t(first_panel[count]); ++p) {
+        size_t q = 0;
+        while (size_t(p) >= first_panel[q + 1]) ++q;
+        const KernelArgs &a = as[q];
+        const size_t j0 = (size_t(p) - first_panel[q]) * kBlasPanelCols;
+        const size_t nb = std::min(kBlasPanelCols, a.n - j0);
         const float *w = reinterpret_cast<const float *>(a.w) + j0 * a.k;
         if (!f32_w) {
             float *wbuf = scratch(t_w, kBlasPanelCols * a.k);
@@ -156,7 +164,7 @@ void linear_shared_input(const LinearOperands *ops, size_t count) {
     if (bf16_dot) {
         kf.gemm_bf16_dot(args, count);
     } else if (op.m >= (dtype_is_quantized(op.wtype) ? kBlasMinRowsQuantized : kBlasMinRows)) {
-        for (size_t p = 0; p < count; ++p) gemm_blas(kf, args[p]);
+        gemm_blas(kf, args, count);
     } else {
         kf.gemm(args, count);
     }

@@ -97,6 +97,9 @@ template <typename T, typename F> void map2(T *c, const T *a, const T *b, size_t
         map2_kernel<false><<<grid, 256, 0, stream()>>>(c, a, b, n, f);
 }
 
+__device__ __forceinline__ float2 to_float2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
+__device__ __forceinline__ float2 to_float2(__half2 v) { return __half22float2(v); }
+
 // Block-wide sum / max over blockDim.x threads (a multiple of 32, at most 1024); every
 // thread gets the result. scratch holds 32 floats; it may be reused after the call.
 __device__ __forceinline__ float warp_sum(float v) {
@@ -117,6 +120,33 @@ template <bool Max> __device__ float block_reduce(float v, float *scratch) {
     __syncthreads();
     v = lane < warps ? scratch[lane] : (Max ? -INFINITY : 0.0f);
     return Max ? warp_max(v) : warp_sum(v);
+}
+
+// dst[idx[r]] = src[r] (Scatter) or dst[r] = src[idx[r]] for n rows of row_bytes: one block
+// per row, 16-byte words when rows and bases allow it (KV cell moves, embedding lookups).
+template <bool Scatter, typename W>
+__global__ void move_rows_kernel(W *dst, const W *src, const int64_t *idx, size_t words) {
+    const size_t r = blockIdx.x, cell = size_t(idx[r]);
+    W *d = dst + (Scatter ? cell : r) * words;
+    const W *s = src + (Scatter ? r : cell) * words;
+    for (size_t i = threadIdx.x; i < words; i += blockDim.x) d[i] = s[i];
+}
+
+template <bool Scatter>
+void move_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n, size_t row_bytes,
+               const char *op) {
+    if (n == 0 || row_bytes == 0) return;
+    const bool wide = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0 &&
+                      reinterpret_cast<uintptr_t>(src) % 16 == 0;
+    if (wide)
+        move_rows_kernel<Scatter><<<unsigned(n), 128, 0, stream()>>>(
+            reinterpret_cast<int4 *>(dst), reinterpret_cast<const int4 *>(src), idx,
+            row_bytes / 16);
+    else
+        move_rows_kernel<Scatter><<<unsigned(n), 128, 0, stream()>>>(
+            reinterpret_cast<unsigned char *>(dst), reinterpret_cast<const unsigned char *>(src),
+            idx, row_bytes);
+    check_launch(op);
 }
 
 } // namespace llaisys::device::nvidia

@@ -8,33 +8,6 @@ namespace {
 
 using namespace device::nvidia;
 
-// One block per row; 16-byte words when rows and bases allow it. Scatter when Scatter,
-// else gather.
-template <bool Scatter, typename W>
-__global__ void move_rows_kernel(W *dst, const W *src, const int64_t *idx, size_t words) {
-    const size_t r = blockIdx.x, cell = size_t(idx[r]);
-    W *d = dst + (Scatter ? cell : r) * words;
-    const W *s = src + (Scatter ? r : cell) * words;
-    for (size_t i = threadIdx.x; i < words; i += blockDim.x) d[i] = s[i];
-}
-
-template <bool Scatter>
-void move_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n,
-               size_t row_bytes) {
-    if (n == 0 || row_bytes == 0) return;
-    const bool wide = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0 &&
-                      reinterpret_cast<uintptr_t>(src) % 16 == 0;
-    if (wide)
-        move_rows_kernel<Scatter><<<unsigned(n), 128, 0, stream()>>>(
-            reinterpret_cast<int4 *>(dst), reinterpret_cast<const int4 *>(src), idx,
-            row_bytes / 16);
-    else
-        move_rows_kernel<Scatter><<<unsigned(n), 128, 0, stream()>>>(
-            reinterpret_cast<unsigned char *>(dst), reinterpret_cast<const unsigned char *>(src),
-            idx, row_bytes);
-    check_launch(Scatter ? "scatter_rows" : "gather_rows");
-}
-
 // Key j of token t is cell table[row[t] + j / block_size] * block_size + j % block_size;
 // tokens of one table row share their key list.
 struct PagedKeys {
@@ -58,12 +31,12 @@ struct PagedKeys {
 
 void scatter_rows(std::byte *dst, const int64_t *idx, const std::byte *src, size_t n,
                   size_t row_bytes) {
-    move_rows<true>(dst, src, idx, n, row_bytes);
+    move_rows<true>(dst, src, idx, n, row_bytes, "scatter_rows");
 }
 
 void gather_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n,
                  size_t row_bytes) {
-    move_rows<false>(dst, src, idx, n, row_bytes);
+    move_rows<false>(dst, src, idx, n, row_bytes, "gather_rows");
 }
 
 void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,

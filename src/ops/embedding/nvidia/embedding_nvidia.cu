@@ -6,19 +6,7 @@
 
 namespace llaisys::ops::nvidia {
 
-namespace {
-
 using namespace device::nvidia;
-
-// One block per row; 16-byte words when the row allows it.
-template <typename W>
-__global__ void gather_kernel(W *out, const int64_t *index, const W *weight, size_t words) {
-    const W *src = weight + size_t(index[blockIdx.x]) * words;
-    W *dst = out + size_t(blockIdx.x) * words;
-    for (size_t i = threadIdx.x; i < words; i += blockDim.x) dst[i] = src[i];
-}
-
-} // namespace
 
 void embedding(std::byte *out, const int64_t *index, const std::byte *weight, size_t n,
                size_t vocab, size_t row_bytes) {
@@ -38,16 +26,7 @@ void embedding(std::byte *out, const int64_t *index, const std::byte *weight, si
             CHECK_ARG(ids[i] >= 0 && uint64_t(ids[i]) < vocab, "embedding: index ", ids[i], " at ",
                       i, " out of range [0, ", vocab, ")");
     }
-    if (row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0 &&
-        reinterpret_cast<uintptr_t>(weight) % 16 == 0)
-        gather_kernel<<<unsigned(n), 128, 0, stream()>>>(reinterpret_cast<int4 *>(out), index,
-                                                         reinterpret_cast<const int4 *>(weight),
-                                                         row_bytes / 16);
-    else
-        gather_kernel<<<unsigned(n), 128, 0, stream()>>>(
-            reinterpret_cast<unsigned char *>(out), index,
-            reinterpret_cast<const unsigned char *>(weight), row_bytes);
-    check_launch("embedding");
+    move_rows<false>(out, weight, index, n, row_bytes, "embedding");
 }
 
 } // namespace llaisys::ops::nvidia

@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 namespace llaisys::ops::nvidia {
@@ -54,21 +55,13 @@ constexpr int kGemvRows = 8;
 constexpr int kGemvWarps = 8;
 constexpr int kGemvTargetWarps = 132 * 48; // resident warps an H100/H200 keeps busy
 
-__device__ __forceinline__ void unpack(const uint4 &v, float (&f)[8], __nv_bfloat16) {
-    const auto *p = reinterpret_cast<const __nv_bfloat162 *>(&v);
+// 16 bytes of bf16 or f16 as 8 floats (T only picks the element type).
+template <typename T> __device__ __forceinline__ void unpack(const uint4 &v, float (&f)[8], T) {
+    using Pair = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
+    const auto *p = reinterpret_cast<const Pair *>(&v);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-        const float2 t = __bfloat1622float2(p[i]);
-        f[2 * i] = t.x;
-        f[2 * i + 1] = t.y;
-    }
-}
-
-__device__ __forceinline__ void unpack(const uint4 &v, float (&f)[8], __half) {
-    const auto *p = reinterpret_cast<const __half2 *>(&v);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const float2 t = __half22float2(p[i]);
+        const float2 t = to_float2(p[i]);
         f[2 * i] = t.x;
         f[2 * i + 1] = t.y;
     }

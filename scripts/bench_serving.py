@@ -23,8 +23,6 @@ import asyncio
 import http.client
 import json
 import random
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -33,6 +31,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import openai
+from server_process import start_server  # scripts/ is on sys.path when run as a script
 
 from llaisys.server.metrics import parse_metrics
 
@@ -246,34 +245,6 @@ def print_table(summaries: list[Summary]) -> None:
         print(line)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: str | None, server_args: list[str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "llaisys.server", *([model] if model else []),
-           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *server_args]
-    print("starting:", " ".join(cmd), file=sys.stderr, flush=True)
-    proc = subprocess.Popen(cmd, cwd=ROOT)
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("the server did not become healthy")
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -305,7 +276,8 @@ def main() -> int:
     proc = None
     url = args.url
     if url is None:
-        proc, url = start_server(args.model, args.server_arg)
+        proc, url = start_server([*([args.model] if args.model else []), *args.server_arg],
+                                 timeout=900, cwd=ROOT)
     summaries = []
     memory_lines: list[str] = []
     try:

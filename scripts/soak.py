@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from server_process import start_server  # scripts/ is on sys.path when run as a script
 
 from llaisys.server.metrics import parse_metrics
 
@@ -80,12 +80,6 @@ class Tally:
     cancel_statuses: Counter = field(default_factory=Counter)  # 404: it had finished already
     reasons: Counter = field(default_factory=Counter)  # client-observed, per request
     problems: list[str] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def metrics(base: str) -> dict[str, float]:
@@ -179,40 +173,24 @@ async def drive(base: str, n: int, args: argparse.Namespace, rng: random.Random,
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
 
 
-def start_server(args: argparse.Namespace, port: int, log: Path) -> subprocess.Popen:
-    if args.model is None:
-        from llaisys.models import default_model
-
-        args.model = str(default_model())
-    cmd = [sys.executable, "-m", "llaisys.server", args.model, "--host", "127.0.0.1",
-           "--port", str(port), "--served-model-name", "soak", "--log-level", "warning",
-           *args.server_args]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + args.timeout
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("server did not start")
-        time.sleep(0.2)
-
-
 def main() -> int:
     args = parse_args()
     rng = random.Random(args.seed)
     warmup = args.warmup if args.warmup is not None else min(
         max(args.requests // 10, 2 * args.concurrency), args.requests // 2)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    if args.model is None:
+        from llaisys.models import default_model
+
+        args.model = str(default_model())
     log = Path(tempfile.mkstemp(prefix="llaisys-soak-", suffix=".log")[1])
-    proc = start_server(args, port, log)
+    with open(log, "w") as out:
+        try:
+            proc, base = start_server(
+                [args.model, "--served-model-name", "soak", *args.server_args],
+                timeout=args.timeout, log=out)
+        except SystemExit:
+            print(log.read_text()[-3000:], file=sys.stderr)
+            raise
     tally = Tally()
     try:
         start = time.monotonic()

@@ -27,8 +27,10 @@ def _mix(x: np.ndarray) -> np.ndarray:
 def step_seeds(seeds: np.ndarray, indices: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """Each draw's seed (uint64): depends only on (request seed, sample index, output
     position), so a seeded output does not depend on the batch it ran in."""
-    u64 = np.uint64
-    return _mix(_mix(_mix(seeds.astype(u64)) ^ indices.astype(u64)) ^ steps.astype(u64))
+    def u64(a: np.ndarray) -> np.ndarray:
+        return a.astype(np.uint64, copy=False)  # the runner's rows are uint64 already
+
+    return _mix(_mix(_mix(u64(seeds)) ^ u64(indices)) ^ u64(steps))
 
 
 def needs_adjustment(seq: Sequence) -> bool:

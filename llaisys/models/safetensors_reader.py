@@ -7,6 +7,7 @@ data_offsets: [begin, end]}, "__metadata__": {...}}, then the data (offsets rela
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,7 @@ def read_safetensors(path: Path) -> dict[str, SafetensorsEntry]:
     entries = {}
     for name, info in header.items():
         dtype, np_dtype, shape, (begin, end) = _entry(path, name, info)
-        nbytes = int(np.prod(shape, dtype=object)) * np_dtype.itemsize
+        nbytes = math.prod(shape) * np_dtype.itemsize
         if end - begin != nbytes:
             raise CheckpointError(
                 f"{path}: tensor {name!r} spans {end - begin} bytes, its shape {list(shape)} "

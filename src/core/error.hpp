@@ -42,8 +42,8 @@ template <typename T> void append(std::string &s, const T &v) {
     } else if constexpr (std::is_floating_point_v<T>) {
         std::snprintf(buf, sizeof buf, "%g", double(v));
         s += buf;
-    } else if constexpr (std::is_array_v<T>) {
-        s += v;
+    } else if constexpr (std::is_same_v<std::decay_t<T>, char *>) { // a mutable string or
+        append(s, static_cast<const char *>(v));                    // char array: its text
     } else {
         static_assert(std::is_pointer_v<T>, "str_cat: unsupported argument type");
         std::snprintf(buf, sizeof buf, "%p", static_cast<const void *>(v));

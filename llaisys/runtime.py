@@ -25,7 +25,8 @@ def device_memory(device: llaisysDeviceType_t, device_id: int = 0) -> tuple[int,
 
 
 def set_num_threads(n: int) -> None:
-    """CPU kernel threads (OpenMP and BLAS); n <= 0 restores the default (physical cores)."""
+    """CPU kernel threads (OpenMP; sgemm runs single-threaded inside them); n <= 0 restores
+    the default (physical cores)."""
     check(LIB.llaisysSetNumThreads(int(n)))
 
 

@@ -53,6 +53,8 @@ struct Avx512 {
             _mm_storeu_ps(o + 2 * n, _mm512_extractf32x4_ps(sums, 2));
             _mm_storeu_ps(o + 3 * n, _mm512_extractf32x4_ps(sums, 3));
         } else {
+            // vcvtneps2bf16 rounds to nearest even as f32_to_bf16_bits does, but flushes f32
+            // denormals to zero: a tail column (scalar) may keep one a tile column drops.
             const __m256i h = K == OutKind::BF16 ? (__m256i)_mm512_cvtneps_pbh(sums)
                                                  : _mm512_cvtps_ph(sums, _MM_FROUND_TO_NEAREST_INT);
             uint64_t rows[4];

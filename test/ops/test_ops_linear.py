@@ -34,7 +34,9 @@ QUANT_TYPES = {
 # (m, k, n): decode rows (streaming tiles) and >= 32 rows (BLAS / bf16-dot paths), with odd
 # k (tails after the 32-element chunks) and odd n (tails after the 4-row weight blocks).
 FLOAT_SHAPES = [(1, 7, 7), (1, 4097, 576), (7, 576, 4097), (64, 33, 576), (513, 576, 7),
-                (513, 4097, 64)]
+                (513, 4097, 64),
+                # k a multiple of 8: the GPU's GEMV path (m <= 8), narrow and wide W
+                (1, 576, 37), (1, 4096, 64), (3, 1536, 256), (8, 576, 4097)]
 QUANT_SHAPES = [(1, 32, 7), (1, 576, 1536), (7, 4096, 33), (40, 576, 65), (64, 576, 576),
                 (513, 576, 64)]  # 40 rows: tiles (quantized weights reach sgemm from 64)
 

@@ -77,23 +77,19 @@ def selected_stages(args: argparse.Namespace) -> list[str]:
     if args.suite != "all":
         return [args.suite]
     stages = ["stage0", "stage1", "stage2"]
-    if args.run_parity == "always" or (args.run_parity == "auto" and hf_available()):
-        stages.append("parity")
-    else:
-        print(f"[run_tests] parity skipped (--run-parity {args.run_parity}"
-              f"{', transformers/torch not installed' if not hf_available() else ''})")
-    sanitize_tools = build_tools() and asan_runtime()
-    if args.run_sanitize == "always" or (args.run_sanitize == "auto" and sanitize_tools):
-        stages.append("sanitize")
-    else:
-        print(f"[run_tests] sanitize skipped (--run-sanitize {args.run_sanitize}"
-              f"{', no cmake/ninja, or no ASan runtime' if not sanitize_tools else ''})")
-    cuda_tools = cuda_toolchain() and build_tools()
-    if args.run_cuda == "always" or (args.run_cuda == "auto" and cuda_tools):
-        stages.append("cuda")
-    else:
-        print(f"[run_tests] cuda skipped (--run-cuda {args.run_cuda}"
-              f"{', no nvcc + cuBLAS, or no cmake/ninja' if not cuda_tools else ''})")
+    optional = [
+        ("parity", args.run_parity, hf_available(), "transformers/torch not installed"),
+        ("sanitize", args.run_sanitize, build_tools() and asan_runtime(),
+         "no cmake/ninja, or no ASan runtime"),
+        ("cuda", args.run_cuda, cuda_toolchain() and build_tools(),
+         "no nvcc + cuBLAS, or no cmake/ninja"),
+    ]
+    for stage, policy, available, missing in optional:
+        if policy == "always" or (policy == "auto" and available):
+            stages.append(stage)
+        else:
+            print(f"[run_tests] {stage} skipped (--run-{stage} {policy}"
+                  f"{'' if available else ', ' + missing})")
     return stages
 
 

@@ -56,8 +56,8 @@ void sample(tensor_t out_ids, tensor_t logits, const LlaisysSamplingParams *para
 void sample(tensor_t out_ids, tensor_t logits, const tensor_t &params) {
     check_same_device("sample", {out_ids, logits, params});
     CHECK_SHAPE(params->nbytes() >= logits->dim(0) * sizeof(LlaisysSamplingParams),
-                "sample: params hold ", params->nbytes(), " bytes, ", logits->dim(0),
-                " rows need ", logits->dim(0) * sizeof(LlaisysSamplingParams));
+                "sample: params hold ", params->nbytes(), " bytes, ", logits->dim(0), " rows need ",
+                logits->dim(0) * sizeof(LlaisysSamplingParams));
     switch (logits->device_type()) {
     case LLAISYS_DEVICE_CPU:
         return cpu::sample(reinterpret_cast<int64_t *>(out_ids->data()), logits->data(),

@@ -34,6 +34,11 @@ def rms_norm(out: Tensor, inp: Tensor, weight: Tensor, eps: float) -> None:
     check(LIB.llaisysRmsNorm(_h(out), _h(inp), _h(weight), eps))
 
 
+def add_rms_norm(out: Tensor, x: Tensor, residual: Tensor, weight: Tensor, eps: float) -> None:
+    """x += residual, then out = rms_norm(x, weight, eps)."""
+    check(LIB.llaisysAddRmsNorm(_h(out), _h(x), _h(residual), _h(weight), eps))
+
+
 def rope(out: Tensor, inp: Tensor, pos_ids: Tensor, theta: float) -> None:
     check(LIB.llaisysRope(_h(out), _h(inp), _h(pos_ids), theta))
 

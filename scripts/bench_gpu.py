@@ -143,8 +143,9 @@ def prefill_flops(cfg: dict, seqs: int, length: int) -> float:
     return seqs * (per_token * length + attention + 2 * h * cfg["vocab_size"])
 
 
-def print_kernel_times(fn, rows: int = 12) -> None:
-    """GPU time of each kernel fn launches, largest first (CUPTI sees llaisys' kernels)."""
+def print_kernel_times(fn, rows: int = 12, per: int = 1) -> None:
+    """GPU time of each kernel fn launches, largest first (CUPTI sees llaisys' kernels),
+    divided by per (the steps fn runs)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
@@ -152,9 +153,11 @@ def print_kernel_times(fn, rows: int = 12) -> None:
     events = [e for e in prof.key_averages() if e.device_time_total > 0]
     events.sort(key=lambda e: e.device_time_total, reverse=True)
     total = sum(e.device_time_total for e in events)
-    print(f"            kernels: {total / 1e3:.2f} ms of GPU time", flush=True)
+    print(f"            kernels: {total / 1e3 / per:.3f} ms of GPU time"
+          + (f" a step ({per} steps)" if per > 1 else ""), flush=True)
     for e in events[:rows]:
-        print(f"            {e.device_time_total / 1e3:9.2f} ms {e.count:6d}x  {e.key[:90]}")
+        print(f"            {e.device_time_total / 1e3 / per:9.3f} ms {e.count // per:6d}x  "
+              f"{e.key[:90]}")
 
 
 def gemm_ceiling() -> float:
@@ -193,6 +196,15 @@ def bench_core(args, cfg: dict, rng: np.random.Generator) -> None:
             peer = args.decode_tokens / sync_time(lambda: hf.decode(prompt[0],
                                                                     args.decode_tokens))
         ratio_line("decode", args.decode_tokens / t, peer, "tok/s")
+        if args.profile:  # kernel time against the wall time: the rest is host work
+            core.kv.clear()
+            first = core.prefill(prompt)
+            wall = sync_time(lambda: core.decode(first, args.prompt_len, 32))
+            print(f"            32 decode steps: {1e3 * wall / 32:.3f} ms a step (wall)")
+            core.kv.clear()
+            first = core.prefill(prompt)
+            print_kernel_times(lambda: core.decode(first, args.prompt_len, 32), rows=24,
+                               per=32)
     if "prefill" not in args.skip:
         prompts = rng.integers(0, vocab, size=(seqs, length))
         core.kv.clear()

@@ -32,6 +32,12 @@ __C LLAISYS_API llaisysStatus_t llaisysLinear(llaisysTensor_t out, llaisysTensor
 __C LLAISYS_API llaisysStatus_t llaisysRmsNorm(llaisysTensor_t out, llaisysTensor_t in,
                                                llaisysTensor_t weight, float eps);
 
+/* x [m, d] += residual [m, d] (rounded to the dtype), then out = rms_norm(x, weight, eps):
+ * a residual connection and the norm after it in one pass. */
+__C LLAISYS_API llaisysStatus_t llaisysAddRmsNorm(llaisysTensor_t out, llaisysTensor_t x,
+                                                  llaisysTensor_t residual, llaisysTensor_t weight,
+                                                  float eps);
+
 /* Rotary embedding, half-rotation layout (Qwen2/Llama): in/out [n, heads, d] (d even),
  * pos_ids [n] I64; pair (x[i], x[i + d/2]) rotated by pos * theta^(-2i/d). out may
  * alias in. */

@@ -14,6 +14,7 @@ def declare(lib: ctypes.CDLL) -> None:
         "llaisysEmbedding": [T, T, T],
         "llaisysLinear": [T, T, T, T],
         "llaisysRmsNorm": [T, T, T, ctypes.c_float],
+        "llaisysAddRmsNorm": [T, T, T, T, ctypes.c_float],
         "llaisysRope": [T, T, T, ctypes.c_float],
         "llaisysSelfAttention": [T, T, T, T, ctypes.c_float],
         "llaisysSwiGLU": [T, T, T],

@@ -195,23 +195,26 @@ void Model::reserve(size_t tokens, size_t outputs, bool backups) {
     if (outputs > ws_.outputs) {
         ws_.outputs = std::max(outputs, 2 * ws_.outputs);
         ws_.out_x = new_tensor({ws_.outputs, m.hidden_size}, dt);
-        ws_.out_xn = new_tensor({ws_.outputs, m.hidden_size}, dt);
         ws_.logits = new_tensor({ws_.outputs, m.vocab_size}, dt);
         ws_.out_ids = new_tensor({ws_.outputs}, LLAISYS_DTYPE_I64);
     }
 }
 
-void Model::finish_layer(const Layer &w, const tensor_t &x, const tensor_t &attn) {
+// The layer after its attention; leaves xn = next_norm(x), the next layer's (or the final)
+// norm of the residual stream, each residual add fused into the norm after it.
+tensor_t Model::finish_layer(const Layer &w, const tensor_t &next_norm, const tensor_t &x,
+                             const tensor_t &attn) {
     const size_t r = x->dim(0);
+    const float eps = meta_.rms_norm_eps;
     const tensor_t o = rows(ws_.o, r), xn = rows(ws_.xn, r);
     const tensor_t gate = rows(ws_.gate, r), up = rows(ws_.up, r), act = rows(ws_.act, r);
     ops::linear(o, attn, w.o, nullptr);
-    ops::add(x, x, o);
-    ops::rms_norm(xn, x, w.post_norm, meta_.rms_norm_eps);
+    ops::add_rms_norm(xn, x, o, w.post_norm, eps);
     ops::linear_shared_input(xn, {{gate, w.gate, nullptr}, {up, w.up, nullptr}});
     ops::swiglu(act, gate, up);
     ops::linear(o, act, w.down, nullptr);
-    ops::add(x, x, o);
+    ops::add_rms_norm(xn, x, o, next_norm, eps);
+    return xn;
 }
 
 Model::StepInputs Model::upload_step(const Step &s) {
@@ -246,9 +249,10 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
     const float scale = 1.f / std::sqrt(float(m.head_dim));
 
     ops::embedding(x, tokens, embed_);
+    ops::rms_norm(xn, x, layers_[0].input_norm, m.rms_norm_eps);
     for (size_t l = 0; l < m.n_layer; ++l) {
         const Layer &w = layers_[l];
-        ops::rms_norm(xn, x, w.input_norm, m.rms_norm_eps);
+        const tensor_t &next_norm = l + 1 < m.n_layer ? layers_[l + 1].input_norm : norm_;
         ops::linear_shared_input(xn,
                                  {{q2, w.q, w.q_bias}, {k2, w.k, w.k_bias}, {v2, w.v, w.v_bias}});
         ops::rope(q, q, pos, m.rope_theta);
@@ -263,7 +267,7 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
         paged_attention(attn, q, kv.k(l), kv.v(l), keys, scale);
         const size_t n_out = s.out_rows.size();
         if (l + 1 < m.n_layer || n_out == n) {
-            finish_layer(w, x, attn2);
+            finish_layer(w, next_norm, x, attn2);
             continue;
         }
         // The rest of the last layer only matters for the rows that produce outputs.
@@ -271,23 +275,20 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
         const tensor_t out_x = rows(ws_.out_x, n_out), out_attn = rows(q2, n_out);
         gather_rows(out_x, x, in.out_rows);
         gather_rows(out_attn, attn2, in.out_rows);
-        finish_layer(w, out_x, out_attn);
-        return out_x;
+        return finish_layer(w, next_norm, out_x, out_attn);
     }
-    return s.out_rows.empty() ? nullptr : x;
+    return s.out_rows.empty() ? nullptr : xn;
 }
 
-tensor_t Model::logits_of(const tensor_t &out_x) {
-    const size_t n_out = out_x->dim(0);
-    const tensor_t out_xn = rows(ws_.out_xn, n_out), logits = rows(ws_.logits, n_out);
-    ops::rms_norm(out_xn, out_x, norm_, meta_.rms_norm_eps);
+tensor_t Model::logits_of(const tensor_t &out_xn) {
+    const tensor_t logits = rows(ws_.logits, out_xn->dim(0));
     ops::linear(logits, out_xn, lm_head_ ? lm_head_ : embed_, nullptr);
     return logits;
 }
 
-void Model::write_outputs(const tensor_t &out_x, const LlaisysBatch &b) {
-    const size_t n_out = out_x->dim(0);
-    const tensor_t logits = logits_of(out_x);
+void Model::write_outputs(const tensor_t &out_xn, const LlaisysBatch &b) {
+    const size_t n_out = out_xn->dim(0);
+    const tensor_t logits = logits_of(out_xn);
     if (b.sampling) {
         const tensor_t ids = rows(ws_.out_ids, n_out);
         ops::sample(ids, logits, b.sampling);
@@ -326,8 +327,8 @@ void Model::decode(KvCache &kv, const LlaisysBatch &batch) {
     try {
         if (!block) slot_key_map(kv, s);
         const StepInputs in = upload_step(s);
-        if (const tensor_t out_x = forward(kv, s, in, layers_backed_up))
-            write_outputs(out_x, batch);
+        if (const tensor_t out_xn = forward(kv, s, in, layers_backed_up))
+            write_outputs(out_xn, batch);
     } catch (...) {
         if (block)
             restore(kv, s.n, layers_backed_up);
@@ -368,7 +369,7 @@ std::vector<const void *> Model::graph_buffers(const KvCache &kv) const {
     for (const tensor_t *t : {&ws_.x,           &ws_.xn,        &ws_.q,
                               &ws_.k,           &ws_.v,         &ws_.attn,
                               &ws_.o,           &ws_.gate,      &ws_.up,
-                              &ws_.act,         &ws_.out_xn,    &ws_.logits,
+                              &ws_.act,         &ws_.out_x,     &ws_.logits,
                               &ws_.out_ids,     &ws_.tokens_i,  &ws_.pos_i,
                               &ws_.cells_i,     &ws_.key_row_i, &ws_.n_keys_i,
                               &ws_.key_table_i, &ws_.params_u8, &ws_.attn_scratch,

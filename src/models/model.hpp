@@ -46,7 +46,7 @@ private:
         size_t tokens = 0, outputs = 0;
         tensor_t x, xn, q, k, v, attn, o, gate, up, act; // [tokens, ...]
         std::vector<tensor_t> backup_k, backup_v;        // BLOCK rollback, per layer
-        tensor_t out_x, out_xn, logits, out_ids;         // [outputs, ...]
+        tensor_t out_x, logits, out_ids;                 // [outputs, ...]
         // Step metadata, each grown on its own.
         tensor_t tokens_i, pos_i, cells_i, out_rows_i, key_row_i, n_keys_i, key_table_i;
         tensor_t params_u8;    // sampling params of a graph step, on the device
@@ -66,13 +66,15 @@ private:
     template <typename T>
     tensor_t upload(tensor_t &buf, llaisysDataType_t dtype, const std::vector<T> &host) const;
     StepInputs upload_step(const Step &step);
-    // Runs the layers, writing the batch's K/V; returns the hidden rows of the output
-    // tokens (null when there are none). Launches work only (a graph step captures it).
+    // Runs the layers, writing the batch's K/V; returns the final-normed hidden rows of the
+    // output tokens (null when there are none). Launches work only (a graph step captures it).
     tensor_t forward(KvCache &kv, const Step &step, const StepInputs &in, size_t &layers_backed_up);
-    tensor_t logits_of(const tensor_t &out_x);
-    // Attention output projection, residual and MLP of one layer over the rows of x.
-    void finish_layer(const Layer &w, const tensor_t &x, const tensor_t &attn);
-    void write_outputs(const tensor_t &out_x, const LlaisysBatch &batch);
+    tensor_t logits_of(const tensor_t &out_xn);
+    // Attention output projection, residual and MLP of one layer over the rows of x; returns
+    // next_norm of the result.
+    tensor_t finish_layer(const Layer &w, const tensor_t &next_norm, const tensor_t &x,
+                          const tensor_t &attn);
+    void write_outputs(const tensor_t &out_xn, const LlaisysBatch &batch);
     void restore(KvCache &kv, size_t n, size_t layers);
     // GPU decode steps of one new token per sequence, all sampled, run as CUDA graphs.
     bool graph_step(const KvCache &kv, const Step &step, const LlaisysBatch &batch) const;

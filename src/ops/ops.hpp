@@ -20,6 +20,8 @@ struct LinearProduct {
 };
 void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> products);
 void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps);
+// x += residual, then out = rms_norm(x): the residual add fused into the norm after it.
+void add_rms_norm(tensor_t out, tensor_t x, tensor_t residual, tensor_t weight, float eps);
 void rope(tensor_t out, tensor_t in, tensor_t pos_ids, float theta);
 void self_attention(tensor_t out, tensor_t q, tensor_t k, tensor_t v, float scale);
 void swiglu(tensor_t out, tensor_t gate, tensor_t up);

@@ -8,35 +8,85 @@ namespace {
 
 using namespace device::nvidia;
 
-// One block per row.
-template <typename T>
-__global__ void rms_norm_kernel(T *out, ptrdiff_t out_stride, const T *in, ptrdiff_t in_stride,
-                                const T *weight, size_t d, float eps) {
+template <typename T, int V> struct alignas(sizeof(T) * V) Pack {
+    T e[V];
+};
+
+// One block per row, in packs of V elements (16 bytes when every base and pitch allows it).
+// With a residual the row's sum is written back to in and read again for the output: the
+// same thread wrote it, and it is still in L1.
+template <typename T, int V, bool Residual>
+__global__ void rms_norm_kernel(T *out, ptrdiff_t out_stride, T *in, ptrdiff_t in_stride,
+                                const T *residual, ptrdiff_t residual_stride, const T *weight,
+                                size_t d, float eps) {
+    using P = Pack<T, V>;
     __shared__ float scratch[32];
-    const T *x = in + ptrdiff_t(blockIdx.x) * in_stride;
-    T *y = out + ptrdiff_t(blockIdx.x) * out_stride;
+    P *x = reinterpret_cast<P *>(in + ptrdiff_t(blockIdx.x) * in_stride);
+    P *y = reinterpret_cast<P *>(out + ptrdiff_t(blockIdx.x) * out_stride);
+    const P *w = reinterpret_cast<const P *>(weight);
+    const size_t packs = d / V;
     float sum_sq = 0.0f;
-    for (size_t i = threadIdx.x; i < d; i += blockDim.x) {
-        const float v = to_float(x[i]);
-        sum_sq += v * v;
+    for (size_t i = threadIdx.x; i < packs; i += blockDim.x) {
+        P v = x[i];
+        if constexpr (Residual) {
+            const P r =
+                reinterpret_cast<const P *>(residual + ptrdiff_t(blockIdx.x) * residual_stride)[i];
+#pragma unroll
+            for (int e = 0; e < V; ++e) v.e[e] = from_float<T>(to_float(v.e[e]) + to_float(r.e[e]));
+            x[i] = v;
+        }
+#pragma unroll
+        for (int e = 0; e < V; ++e) sum_sq += to_float(v.e[e]) * to_float(v.e[e]);
     }
     sum_sq = block_reduce<false>(sum_sq, scratch);
     const float inv_rms = rsqrtf(sum_sq / float(d) + eps);
-    for (size_t i = threadIdx.x; i < d; i += blockDim.x)
-        y[i] = from_float<T>(to_float(x[i]) * inv_rms * to_float(weight[i]));
+    for (size_t i = threadIdx.x; i < packs; i += blockDim.x) {
+        const P v = x[i], g = w[i];
+        P o;
+#pragma unroll
+        for (int e = 0; e < V; ++e)
+            o.e[e] = from_float<T>(to_float(v.e[e]) * inv_rms * to_float(g.e[e]));
+        y[i] = o;
+    }
+}
+
+template <typename T, int V>
+void launch(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_stride,
+            const std::byte *residual, ptrdiff_t residual_stride, const std::byte *weight,
+            size_t rows, size_t d, float eps) {
+    const unsigned threads = unsigned(std::min<size_t>(512, (d / V + 31) / 32 * 32));
+    auto args = [&](auto kernel) {
+        kernel<<<unsigned(rows), threads, 0, stream()>>>(
+            reinterpret_cast<T *>(out), out_stride, reinterpret_cast<T *>(in), in_stride,
+            reinterpret_cast<const T *>(residual), residual_stride,
+            reinterpret_cast<const T *>(weight), d, eps);
+    };
+    if (residual)
+        args(rms_norm_kernel<T, V, true>);
+    else
+        args(rms_norm_kernel<T, V, false>);
 }
 
 } // namespace
 
-void rms_norm(std::byte *out, ptrdiff_t out_stride, const std::byte *in, ptrdiff_t in_stride,
-              const std::byte *weight, llaisysDataType_t dtype, size_t rows, size_t d, float eps) {
+void rms_norm(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_stride,
+              const std::byte *residual, ptrdiff_t residual_stride, const std::byte *weight,
+              llaisysDataType_t dtype, size_t rows, size_t d, float eps) {
     if (rows == 0) return;
     dispatch_cuda_float(dtype, "rms_norm", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
-        const unsigned threads = d >= 1024 ? 512 : d >= 256 ? 256 : 64;
-        rms_norm_kernel<<<unsigned(rows), threads, 0, stream()>>>(
-            reinterpret_cast<T *>(out), out_stride, reinterpret_cast<const T *>(in), in_stride,
-            reinterpret_cast<const T *>(weight), d, eps);
+        constexpr int V = 16 / sizeof(T);
+        const uintptr_t bases = reinterpret_cast<uintptr_t>(out) | reinterpret_cast<uintptr_t>(in) |
+                                reinterpret_cast<uintptr_t>(residual) |
+                                reinterpret_cast<uintptr_t>(weight);
+        const bool vec = bases % 16 == 0 && d % V == 0 && out_stride % V == 0 &&
+                         in_stride % V == 0 && (!residual || residual_stride % V == 0);
+        if (vec)
+            launch<T, V>(out, out_stride, in, in_stride, residual, residual_stride, weight, rows, d,
+                         eps);
+        else
+            launch<T, 1>(out, out_stride, in, in_stride, residual, residual_stride, weight, rows, d,
+                         eps);
     });
     check_launch("rms_norm");
 }

@@ -258,12 +258,11 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
         ops::rope(q, q, pos, m.rope_theta);
         ops::rope(k, k, pos, m.rope_theta);
         if (block) { // keep what the cells held, to restore it if the call fails
-            gather_rows(rows(ws_.backup_k[l], n), kv.k(l), cells);
-            gather_rows(rows(ws_.backup_v[l], n), kv.v(l), cells);
+            gather_rows(cells,
+                        {{kv.k(l), rows(ws_.backup_k[l], n)}, {kv.v(l), rows(ws_.backup_v[l], n)}});
             layers_backed_up = l + 1;
         }
-        scatter_rows(kv.k(l), cells, k);
-        scatter_rows(kv.v(l), cells, v);
+        scatter_rows(cells, {{kv.k(l), k}, {kv.v(l), v}});
         paged_attention(attn, q, kv.k(l), kv.v(l), keys, scale);
         const size_t n_out = s.out_rows.size();
         if (l + 1 < m.n_layer || n_out == n) {
@@ -273,8 +272,7 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
         // The rest of the last layer only matters for the rows that produce outputs.
         if (n_out == 0) return nullptr;
         const tensor_t out_x = rows(ws_.out_x, n_out), out_attn = rows(q2, n_out);
-        gather_rows(out_x, x, in.out_rows);
-        gather_rows(out_attn, attn2, in.out_rows);
+        gather_rows(in.out_rows, {{x, out_x}, {attn2, out_attn}});
         return finish_layer(w, next_norm, out_x, out_attn);
     }
     return s.out_rows.empty() ? nullptr : xn;
@@ -310,8 +308,8 @@ void Model::write_outputs(const tensor_t &out_xn, const LlaisysBatch &b) {
 void Model::restore(KvCache &kv, size_t n, size_t layers) {
     const tensor_t cells = rows(ws_.cells_i, n);
     for (size_t l = 0; l < layers; ++l) {
-        scatter_rows(kv.k(l), cells, rows(ws_.backup_k[l], n));
-        scatter_rows(kv.v(l), cells, rows(ws_.backup_v[l], n));
+        scatter_rows(cells,
+                     {{kv.k(l), rows(ws_.backup_k[l], n)}, {kv.v(l), rows(ws_.backup_v[l], n)}});
     }
 }
 

@@ -14,52 +14,53 @@ namespace {
 size_t row_bytes(const tensor_t &t) { return t->numel() ? t->nbytes() / t->dim(0) : 0; }
 
 void check_rows(const char *op, const tensor_t &cells, const tensor_t &idx, const tensor_t &rows) {
+    ops::check_not_null(op, {&cells, &rows});
     ops::check_same_device(op, {cells, idx, rows});
     ops::check_same_dtype(op, {cells, rows});
-    ops::check_dtype(op, idx, LLAISYS_DTYPE_I64, "idx");
-    ops::check_contiguous(op, {cells, idx, rows});
+    ops::check_contiguous(op, {cells, rows});
     CHECK_SHAPE(
-        cells->ndim() >= 1 && rows->ndim() == cells->ndim() && idx->ndim() == 1 &&
-            idx->dim(0) == rows->dim(0) &&
+        cells->ndim() >= 1 && rows->ndim() == cells->ndim() && idx->dim(0) == rows->dim(0) &&
             std::equal(cells->shape().begin() + 1, cells->shape().end(), rows->shape().begin() + 1),
         op, ": shapes do not fit: ", shape_str(cells->shape()), ", ", shape_str(idx->shape()), ", ",
         shape_str(rows->shape()));
 }
 
-} // namespace
-
-void scatter_rows(tensor_t dst, tensor_t idx, tensor_t src) {
-    check_rows("scatter_rows", dst, idx, src);
-    switch (dst->device_type()) {
+void move_rows(const char *op, bool scatter, const tensor_t &idx,
+               std::initializer_list<RowMove> moves) {
+    ops::check_not_null(op, {&idx});
+    ops::check_dtype(op, idx, LLAISYS_DTYPE_I64, "idx");
+    ops::check_contiguous(op, {idx});
+    CHECK_SHAPE(idx->ndim() == 1, op, ": idx must be 1-D, got ", shape_str(idx->shape()));
+    CHECK_ARG(moves.size() >= 1 && moves.size() <= cpu::kMaxRowMoves, op, ": 1 to ",
+              cpu::kMaxRowMoves, " moves, got ", moves.size());
+    cpu::RowMoves m{};
+    for (const RowMove &mv : moves) {
+        check_rows(op, mv.cells, idx, mv.rows);
+        m.cells[m.count] = mv.cells->data();
+        m.rows[m.count] = mv.rows->data();
+        m.row_bytes[m.count++] = row_bytes(mv.rows);
+    }
+    const auto *ids = reinterpret_cast<const int64_t *>(idx->data());
+    switch (idx->device_type()) {
     case LLAISYS_DEVICE_CPU:
-        return cpu::scatter_rows(dst->data(), reinterpret_cast<const int64_t *>(idx->data()),
-                                 src->data(), src->dim(0), row_bytes(src));
+        return cpu::move_rows(m, scatter, ids, idx->dim(0));
 #ifdef LLAISYS_ENABLE_NVIDIA
     case LLAISYS_DEVICE_NVIDIA:
-        return nvidia::scatter_rows(dst->data(), reinterpret_cast<const int64_t *>(idx->data()),
-                                    src->data(), src->dim(0), row_bytes(src));
+        return nvidia::move_rows(m, scatter, ids, idx->dim(0));
 #endif
     default:
-        ops::unsupported_device("scatter_rows", dst);
+        ops::unsupported_device(op, idx);
     }
 }
 
-void gather_rows(tensor_t dst, tensor_t src, tensor_t idx) {
-    check_rows("gather_rows", src, idx, dst);
-    switch (dst->device_type()) {
-    case LLAISYS_DEVICE_CPU:
-        return cpu::gather_rows(dst->data(), src->data(),
-                                reinterpret_cast<const int64_t *>(idx->data()), dst->dim(0),
-                                row_bytes(dst));
-#ifdef LLAISYS_ENABLE_NVIDIA
-    case LLAISYS_DEVICE_NVIDIA:
-        return nvidia::gather_rows(dst->data(), src->data(),
-                                   reinterpret_cast<const int64_t *>(idx->data()), dst->dim(0),
-                                   row_bytes(dst));
-#endif
-    default:
-        ops::unsupported_device("gather_rows", dst);
-    }
+} // namespace
+
+void scatter_rows(tensor_t idx, std::initializer_list<RowMove> moves) {
+    move_rows("scatter_rows", true, idx, moves);
+}
+
+void gather_rows(tensor_t idx, std::initializer_list<RowMove> moves) {
+    move_rows("gather_rows", false, idx, moves);
 }
 
 void paged_attention(tensor_t out, tensor_t q, tensor_t k_cache, tensor_t v_cache,

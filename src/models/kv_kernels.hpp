@@ -4,13 +4,19 @@
 
 #include "tensor/tensor.hpp"
 
+#include <initializer_list>
+
 namespace llaisys::models {
 
-// dst[idx[i]] = src[i] for each row i of src. dst [cells, ...], src [n, ...] with the same
-// trailing shape, idx [n] I64 in [0, cells).
-void scatter_rows(tensor_t dst, tensor_t idx, tensor_t src);
-// dst[i] = src[idx[i]] for each row i of dst.
-void gather_rows(tensor_t dst, tensor_t src, tensor_t idx);
+// cells [cells, ...] and rows [n, ...] of the same trailing shape and dtype.
+struct RowMove {
+    tensor_t cells, rows;
+};
+// cells[idx[i]] = rows[i] for each row i of each move; idx [n] I64 in [0, cells). A layer's
+// K and V move in one call (one launch on the GPU).
+void scatter_rows(tensor_t idx, std::initializer_list<RowMove> moves);
+// rows[i] = cells[idx[i]] for each row i of each move.
+void gather_rows(tensor_t idx, std::initializer_list<RowMove> moves);
 
 // Where the keys of each query token live. Key j (0 <= j < n_keys[i]) of token i is cell
 //   table[row[i] + j / block_size] * block_size + j % block_size

@@ -122,30 +122,48 @@ template <bool Max> __device__ float block_reduce(float v, float *scratch) {
     return Max ? warp_max(v) : warp_sum(v);
 }
 
-// dst[idx[r]] = src[r] (Scatter) or dst[r] = src[idx[r]] for n rows of row_bytes: one block
-// per row, 16-byte words when rows and bases allow it (KV cell moves, embedding lookups).
+// Up to kMaxMoves moves of rows over one index in one launch (a layer's K and V).
+constexpr int kMaxMoves = 2;
+template <typename W> struct RowMoveArgs {
+    W *dst[kMaxMoves];
+    const W *src[kMaxMoves];
+    size_t words[kMaxMoves];
+};
+
+// dst[idx[r]] = src[r] (Scatter) or dst[r] = src[idx[r]] for n rows: a block per (row,
+// move), 16-byte words when rows and bases allow it (KV cell moves, embedding lookups).
 template <bool Scatter, typename W>
-__global__ void move_rows_kernel(W *dst, const W *src, const int64_t *idx, size_t words) {
+__global__ void move_rows_kernel(RowMoveArgs<W> m, const int64_t *idx) {
     const size_t r = blockIdx.x, cell = size_t(idx[r]);
-    W *d = dst + (Scatter ? cell : r) * words;
-    const W *s = src + (Scatter ? r : cell) * words;
+    const bool second = blockIdx.y == 1;
+    const size_t words = second ? m.words[1] : m.words[0];
+    W *d = (second ? m.dst[1] : m.dst[0]) + (Scatter ? cell : r) * words;
+    const W *s = (second ? m.src[1] : m.src[0]) + (Scatter ? r : cell) * words;
     for (size_t i = threadIdx.x; i < words; i += blockDim.x) d[i] = s[i];
 }
 
 template <bool Scatter>
-void move_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n, size_t row_bytes,
-               const char *op) {
-    if (n == 0 || row_bytes == 0) return;
-    const bool wide = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0 &&
-                      reinterpret_cast<uintptr_t>(src) % 16 == 0;
+void move_rows(std::byte *const *dst, const std::byte *const *src, const size_t *row_bytes,
+               int moves, const int64_t *idx, size_t n, const char *op) {
+    if (n == 0 || moves == 0) return;
+    bool wide = true;
+    for (int j = 0; j < moves; ++j)
+        wide = wide && row_bytes[j] % 16 == 0 && reinterpret_cast<uintptr_t>(dst[j]) % 16 == 0 &&
+               reinterpret_cast<uintptr_t>(src[j]) % 16 == 0;
+    auto launch = [&](auto word) {
+        using W = decltype(word);
+        RowMoveArgs<W> m{};
+        for (int j = 0; j < moves; ++j) {
+            m.dst[j] = reinterpret_cast<W *>(dst[j]);
+            m.src[j] = reinterpret_cast<const W *>(src[j]);
+            m.words[j] = row_bytes[j] / sizeof(W);
+        }
+        move_rows_kernel<Scatter><<<dim3(unsigned(n), unsigned(moves)), 128, 0, stream()>>>(m, idx);
+    };
     if (wide)
-        move_rows_kernel<Scatter><<<unsigned(n), 128, 0, stream()>>>(
-            reinterpret_cast<int4 *>(dst), reinterpret_cast<const int4 *>(src), idx,
-            row_bytes / 16);
+        launch(int4());
     else
-        move_rows_kernel<Scatter><<<unsigned(n), 128, 0, stream()>>>(
-            reinterpret_cast<unsigned char *>(dst), reinterpret_cast<const unsigned char *>(src),
-            idx, row_bytes);
+        launch((unsigned char)0);
     check_launch(op);
 }
 

@@ -12,16 +12,14 @@
 
 namespace llaisys::models::cpu {
 
-void scatter_rows(std::byte *dst, const int64_t *idx, const std::byte *src, size_t n,
-                  size_t row_bytes) {
-    for (size_t i = 0; i < n; ++i)
-        std::memcpy(dst + size_t(idx[i]) * row_bytes, src + i * row_bytes, row_bytes);
-}
-
-void gather_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n,
-                 size_t row_bytes) {
-    for (size_t i = 0; i < n; ++i)
-        std::memcpy(dst + i * row_bytes, src + size_t(idx[i]) * row_bytes, row_bytes);
+void move_rows(const RowMoves &m, bool scatter, const int64_t *idx, size_t n) {
+    for (size_t j = 0; j < m.count; ++j) {
+        const size_t bytes = m.row_bytes[j];
+        for (size_t i = 0; i < n; ++i) {
+            std::byte *cell = m.cells[j] + size_t(idx[i]) * bytes, *row = m.rows[j] + i * bytes;
+            std::memcpy(scatter ? cell : row, scatter ? row : cell, bytes);
+        }
+    }
 }
 
 namespace {

@@ -7,10 +7,18 @@
 
 namespace llaisys::models::cpu {
 
-void scatter_rows(std::byte *dst, const int64_t *idx, const std::byte *src, size_t n,
-                  size_t row_bytes);
-void gather_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n,
-                 size_t row_bytes);
+// Moves of rows between cache cells and n packed rows over one index idx [n]: cells[j] has
+// rows of row_bytes[j] (a layer's K and V are two moves of one call).
+constexpr size_t kMaxRowMoves = 2;
+struct RowMoves {
+    std::byte *cells[kMaxRowMoves];
+    std::byte *rows[kMaxRowMoves];
+    size_t row_bytes[kMaxRowMoves];
+    size_t count;
+};
+
+// cells[j][idx[i]] = rows[j][i] (scatter) or rows[j][i] = cells[j][idx[i]].
+void move_rows(const RowMoves &m, bool scatter, const int64_t *idx, size_t n);
 
 struct AttentionShape {
     size_t n, nh, nkvh, d, dv;

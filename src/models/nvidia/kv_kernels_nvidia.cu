@@ -29,14 +29,15 @@ struct PagedKeys {
 
 } // namespace
 
-void scatter_rows(std::byte *dst, const int64_t *idx, const std::byte *src, size_t n,
-                  size_t row_bytes) {
-    move_rows<true>(dst, src, idx, n, row_bytes, "scatter_rows");
-}
-
-void gather_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n,
-                 size_t row_bytes) {
-    move_rows<false>(dst, src, idx, n, row_bytes, "gather_rows");
+void move_rows(const cpu::RowMoves &m, bool scatter, const int64_t *idx, size_t n) {
+    static_assert(cpu::kMaxRowMoves == size_t(kMaxMoves));
+    const int count = int(m.count);
+    if (scatter)
+        device::nvidia::move_rows<true>(m.cells, m.rows, m.row_bytes, count, idx, n,
+                                        "scatter_rows");
+    else
+        device::nvidia::move_rows<false>(m.rows, m.cells, m.row_bytes, count, idx, n,
+                                         "gather_rows");
 }
 
 void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,

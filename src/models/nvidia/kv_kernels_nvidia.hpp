@@ -5,10 +5,7 @@
 namespace llaisys::models::nvidia {
 
 // Device twins of models/cpu/kv_kernels_cpu.hpp; every pointer is device memory.
-void scatter_rows(std::byte *dst, const int64_t *idx, const std::byte *src, size_t n,
-                  size_t row_bytes);
-void gather_rows(std::byte *dst, const std::byte *src, const int64_t *idx, size_t n,
-                 size_t row_bytes);
+void move_rows(const cpu::RowMoves &m, bool scatter, const int64_t *idx, size_t n);
 
 // max_keys bounds n_keys (host knowledge: it sizes the split over the keys); scratch
 // (scratch_floats >= attention_scratch_floats) holds the splits' partials, or is null.

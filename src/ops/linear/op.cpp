@@ -73,8 +73,7 @@ void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> produ
         return cpu::linear_shared_input(ops.data(), count);
 #ifdef LLAISYS_ENABLE_NVIDIA
     case LLAISYS_DEVICE_NVIDIA:
-        for (size_t i = 0; i < count; ++i) nvidia::linear(ops[i]);
-        return;
+        return nvidia::linear_shared_input(ops.data(), count);
 #endif
     default:
         unsupported_device("linear", in);

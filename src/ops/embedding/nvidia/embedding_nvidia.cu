@@ -26,7 +26,8 @@ void embedding(std::byte *out, const int64_t *index, const std::byte *weight, si
             CHECK_ARG(ids[i] >= 0 && uint64_t(ids[i]) < vocab, "embedding: index ", ids[i], " at ",
                       i, " out of range [0, ", vocab, ")");
     }
-    move_rows<false>(out, weight, index, n, row_bytes, "embedding");
+    const std::byte *src = weight;
+    move_rows<false>(&out, &src, &row_bytes, 1, index, n, "embedding");
 }
 
 } // namespace llaisys::ops::nvidia

@@ -49,11 +49,22 @@ template <typename T> __global__ void fill_bias_kernel(T *out, const T *bias, si
 // Decode-sized products (m <= kGemvRows rows of x) read W once at full bandwidth, where
 // cuBLAS's GEMM tiles leave much of it unused: 1, 2, 4 or 8 warps per output column (more
 // for narrow W, so every SM has loads in flight), each streaming its share of the column's
-// W row in 16-byte loads and dotting every x row against it in f32; the warps' sums meet
-// in shared memory and the bias is added on the way out.
+// W row in 16-byte loads, kGemvLoads of them in flight per lane, and dotting every x row
+// against it in f32; the warps' sums meet in shared memory and the bias is added on the way
+// out. Products of one x (a layer's q/k/v, its gate/up) share a launch: their columns are
+// numbered one after another.
 constexpr int kGemvRows = 8;
 constexpr int kGemvWarps = 8;
+constexpr int kGemvLoads = 4;
 constexpr int kGemvTargetWarps = 132 * 48; // resident warps an H100/H200 keeps busy
+
+struct GemvProducts {
+    void *out[cpu::kMaxSharedInput];
+    const void *w[cpu::kMaxSharedInput];
+    const void *bias[cpu::kMaxSharedInput];
+    int end[cpu::kMaxSharedInput]; // one past each product's last column, counted across all
+    int count;
+};
 
 // 16 bytes of bf16 or f16 as 8 floats (T only picks the element type).
 template <typename T> __device__ __forceinline__ void unpack(const uint4 &v, float (&f)[8], T) {
@@ -74,57 +85,90 @@ __device__ __forceinline__ void unpack(const uint4 &v, float (&f)[4], float) {
     f[3] = __uint_as_float(v.w);
 }
 
+// a[j] by selects: a dynamic index into kernel parameters would copy them to local memory.
+template <typename P> __device__ __forceinline__ P pick(const P (&a)[cpu::kMaxSharedInput], int j) {
+    P v = a[0];
+#pragma unroll
+    for (int i = 1; i < int(cpu::kMaxSharedInput); ++i) v = i == j ? a[i] : v;
+    return v;
+}
+
 template <typename T, int M>
 __global__ void __launch_bounds__(kGemvWarps * 32)
-    gemv_kernel(T *out, const T *x, size_t ldx, const T *w, const T *bias, int n, int k,
-                int slices) {
+    gemv_kernel(GemvProducts p, const T *x, size_t ldx, int k, int slices) {
     constexpr int V = 16 / sizeof(T);
     __shared__ float partial[kGemvWarps][M];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int col = blockIdx.x * (kGemvWarps / slices) + warp / slices, slice = warp % slices;
+    int j = 0, first = 0; // the product of this warp's column, its first column
+#pragma unroll
+    for (int i = 0; i + 1 < int(cpu::kMaxSharedInput); ++i)
+        if (i + 1 < p.count && col >= p.end[i]) j = i + 1, first = p.end[i];
+    const int n = pick(p.end, j) - first, c = col - first;
+    const bool active = col < pick(p.end, p.count - 1);
     float acc[M];
 #pragma unroll
-    for (int j = 0; j < M; ++j) acc[j] = 0.0f;
-    if (col < n) {
-        const T *wr = w + size_t(col) * k;
-#pragma unroll 4
-        for (int c = (slice * 32 + lane) * V; c < k; c += 32 * V * slices) {
-            float wf[V], xf[V];
-            unpack(__ldcs(reinterpret_cast<const uint4 *>(wr + c)), wf, T());
+    for (int r = 0; r < M; ++r) acc[r] = 0.0f;
+    if (active) {
+        const T *wr = static_cast<const T *>(pick(p.w, j)) + size_t(c) * k;
+        const int step = 32 * V * slices;
+        for (int base = (slice * 32 + lane) * V; base < k; base += kGemvLoads * step) {
+            uint4 wv[kGemvLoads];
 #pragma unroll
-            for (int j = 0; j < M; ++j) {
-                unpack(__ldg(reinterpret_cast<const uint4 *>(x + j * ldx + c)), xf, T());
+            for (int u = 0; u < kGemvLoads; ++u)
+                if (base + u * step < k)
+                    wv[u] = __ldcs(reinterpret_cast<const uint4 *>(wr + base + u * step));
 #pragma unroll
-                for (int e = 0; e < V; ++e) acc[j] = fmaf(wf[e], xf[e], acc[j]);
+            for (int u = 0; u < kGemvLoads; ++u) {
+                const int e0 = base + u * step;
+                if (e0 >= k) break;
+                float wf[V], xf[V];
+                unpack(wv[u], wf, T());
+#pragma unroll
+                for (int r = 0; r < M; ++r) {
+                    unpack(__ldg(reinterpret_cast<const uint4 *>(x + r * ldx + e0)), xf, T());
+#pragma unroll
+                    for (int e = 0; e < V; ++e) acc[r] = fmaf(wf[e], xf[e], acc[r]);
+                }
             }
         }
     }
 #pragma unroll
-    for (int j = 0; j < M; ++j) acc[j] = warp_sum(acc[j]);
+    for (int r = 0; r < M; ++r) acc[r] = warp_sum(acc[r]);
     if (lane == 0)
 #pragma unroll
-        for (int j = 0; j < M; ++j) partial[warp][j] = acc[j];
+        for (int r = 0; r < M; ++r) partial[warp][r] = acc[r];
     __syncthreads();
-    if (slice != 0 || lane >= M || col >= n) return;
-    float sum = bias ? to_float(bias[col]) : 0.0f;
+    if (slice != 0 || lane >= M || !active) return;
+    const T *bias = static_cast<const T *>(pick(p.bias, j));
+    float sum = bias ? to_float(bias[c]) : 0.0f;
     for (int s = 0; s < slices; ++s) sum += partial[warp + s][lane];
-    out[size_t(lane) * n + col] = from_float<T>(sum);
+    static_cast<T *>(pick(p.out, j))[size_t(lane) * n + c] = from_float<T>(sum);
 }
 
-template <typename T, int M = 1> void launch_gemv(const cpu::LinearOperands &op) {
+template <typename T, int M = 1> void launch_gemv(const cpu::LinearOperands *ops, size_t count) {
+    const cpu::LinearOperands &op = ops[0];
     if constexpr (M < kGemvRows) {
-        if (int(op.m) > M) return launch_gemv<T, M + 1>(op);
+        if (int(op.m) > M) return launch_gemv<T, M + 1>(ops, count);
     }
+    GemvProducts p{};
+    size_t cols = 0;
+    for (size_t i = 0; i < count; ++i) {
+        p.out[i] = ops[i].out;
+        p.w[i] = ops[i].w;
+        p.bias[i] = ops[i].bias;
+        cols += ops[i].n;
+        p.end[i] = int(cols);
+    }
+    p.count = int(count);
     int slices = 1;
-    while (slices < kGemvWarps && size_t(slices) * op.n < size_t(kGemvTargetWarps) &&
+    while (slices < kGemvWarps && size_t(slices) * cols < size_t(kGemvTargetWarps) &&
            op.k >= size_t(slices) * 2 * 32 * (16 / sizeof(T)))
         slices *= 2;
     const size_t cols_per_block = size_t(kGemvWarps / slices);
     gemv_kernel<T, M>
-        <<<unsigned((op.n + cols_per_block - 1) / cols_per_block), kGemvWarps * 32, 0, stream()>>>(
-            reinterpret_cast<T *>(op.out), reinterpret_cast<const T *>(op.x), op.ldx,
-            reinterpret_cast<const T *>(op.w), reinterpret_cast<const T *>(op.bias), int(op.n),
-            int(op.k), slices);
+        <<<unsigned((cols + cols_per_block - 1) / cols_per_block), kGemvWarps * 32, 0, stream()>>>(
+            p, reinterpret_cast<const T *>(op.x), op.ldx, int(op.k), slices);
     check_launch("linear (gemv)");
 }
 
@@ -152,10 +196,7 @@ cudaDataType_t cuda_type(llaisysDataType_t dtype) {
 
 void linear(const cpu::LinearOperands &op) {
     const cudaDataType_t type = cuda_type(op.wtype);
-    if (gemv_fits(op))
-        return dispatch_cuda_float(op.wtype, "linear", [&](auto tag) {
-            launch_gemv<std::remove_pointer_t<decltype(tag)>>(op);
-        });
+    if (gemv_fits(op)) return nvidia::linear_shared_input(&op, 1);
     if (op.bias)
         dispatch_cuda_float(op.wtype, "linear", [&](auto tag) {
             using T = std::remove_pointer_t<decltype(tag)>;
@@ -170,6 +211,23 @@ void linear(const cpu::LinearOperands &op) {
                               &alpha, op.w, type, int(op.k), op.x, type, int(op.ldx), &beta, op.out,
                               type, int(op.n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                  "cublasGemmEx");
+}
+
+void linear_shared_input(const cpu::LinearOperands *ops, size_t count) {
+    size_t cols = 0;
+    bool one_launch = true;
+    for (size_t i = 0; i < count; ++i) {
+        one_launch = one_launch && gemv_fits(ops[i]) && ops[i].wtype == ops[0].wtype;
+        cols += ops[i].n;
+    }
+    if (!one_launch || cols >= (size_t(1) << 31)) {
+        for (size_t i = 0; i < count; ++i) nvidia::linear(ops[i]);
+        return;
+    }
+    cuda_type(ops[0].wtype); // the dtype check of the GEMM path
+    dispatch_cuda_float(ops[0].wtype, "linear", [&](auto tag) {
+        launch_gemv<std::remove_pointer_t<decltype(tag)>>(ops, count);
+    });
 }
 
 } // namespace llaisys::ops::nvidia

@@ -7,5 +7,8 @@ namespace llaisys::ops::nvidia {
 // out[m, n] = x[m, k] . W[n, k]^T + bias through cuBLAS: F32/F16/BF16 operands of one
 // dtype, f32 accumulation (no TF32). Quantized weights are not taken on the GPU.
 void linear(const cpu::LinearOperands &op);
+// Products of one x (same m, k, ldx): one GEMV launch for all of them when each is
+// decode-sized and their weights share a dtype, else one linear each.
+void linear_shared_input(const cpu::LinearOperands *ops, size_t count);
 
 } // namespace llaisys::ops::nvidia

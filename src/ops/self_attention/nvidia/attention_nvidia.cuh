@@ -164,24 +164,28 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
 }
 
-// out row (t, head) = the splits' partial softmaxes merged; a block per (t, head).
+// out row (t, head) = the splits' partial softmaxes merged; a block per (t, head), of at
+// least kMaxSplits threads: thread z reads split z's max and sum, so the block spends two
+// reductions, not a serial walk over the splits, before the weighted sum of their outputs.
+constexpr int kMergeThreads = 128;
+static_assert(kMaxSplits <= kMergeThreads);
 template <typename T, typename KeyAddr>
-__global__ void merge_splits_kernel(T *out, AttentionDims a, KeyAddr keys, SplitOut part,
-                                    bool flash) {
-    const int t = blockIdx.x, head = blockIdx.y;
+__global__ void __launch_bounds__(kMergeThreads)
+    merge_splits_kernel(T *out, AttentionDims a, KeyAddr keys, SplitOut part, bool flash) {
+    __shared__ float weight[kMaxSplits], scratch[32];
+    const int t = blockIdx.x, head = blockIdx.y, z = threadIdx.x;
     if (flash && flash_takes_token(keys, a.n, t)) return;
     const size_t r0 = (size_t(t) * a.nh + head) * part.splits;
-    float mx = -INFINITY;
-    for (int z = 0; z < part.splits; ++z)
-        if (part.l[r0 + z] > 0.0f) mx = fmaxf(mx, part.m[r0 + z]);
-    float sum = 0.0f;
-    for (int z = 0; z < part.splits; ++z)
-        if (part.l[r0 + z] > 0.0f) sum += part.l[r0 + z] * __expf(part.m[r0 + z] - mx);
+    const bool live = z < part.splits && part.l[r0 + z] > 0.0f; // splits past n_keys are empty
+    const float m = live ? part.m[r0 + z] : -INFINITY;
+    const float mx = block_reduce<true>(m, scratch);
+    const float w = live ? part.l[r0 + z] * __expf(m - mx) : 0.0f;
+    const float sum = block_reduce<false>(w, scratch);
+    if (z < part.splits) weight[z] = w; // every split wrote its (normalised) o, empty ones 0
+    __syncthreads();
     for (int dim = threadIdx.x; dim < a.dv; dim += blockDim.x) {
         float o = 0.0f;
-        for (int z = 0; z < part.splits; ++z)
-            if (part.l[r0 + z] > 0.0f)
-                o += part.o[(r0 + z) * a.dv + dim] * part.l[r0 + z] * __expf(part.m[r0 + z] - mx);
+        for (int s = 0; s < part.splits; ++s) o += part.o[(r0 + s) * a.dv + dim] * weight[s];
         out[ptrdiff_t(t) * a.out_token + ptrdiff_t(head) * a.out_head + dim] =
             from_float<T>(sum > 0.0f ? o / sum : 0.0f);
     }
@@ -269,8 +273,8 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
         per_token_attention(out, q, k, v, a, keys, part, flash, chunks, splits);
     }
     if (splits > 1) {
-        merge_splits_kernel<<<dim3(unsigned(a.n), unsigned(a.nh)), 128, 0, stream()>>>(out, a, keys,
-                                                                                       part, flash);
+        merge_splits_kernel<<<dim3(unsigned(a.n), unsigned(a.nh)), kMergeThreads, 0, stream()>>>(
+            out, a, keys, part, flash);
         check_launch("attention merge");
     }
 }

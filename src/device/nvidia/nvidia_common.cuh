@@ -25,6 +25,44 @@ cudaStream_t stream();
 
 inline void check_launch(const char *op) { check_cuda(cudaGetLastError(), op); }
 
+// Programmatic dependent launch (Hopper): a kernel started by launch_dependent may have its
+// blocks scheduled while the kernel before it in the stream is still running, which hides
+// the launch gap between the many small kernels of a decode step. Such a kernel calls
+// wait_for_prior_grid() before it reads anything earlier work wrote (what it reads
+// regardless, such as weights, it may load before), then allow_dependents_early() so the
+// kernel after it can be scheduled in turn. Both are no-ops before sm_90 and in kernels
+// launched the usual way.
+__device__ __forceinline__ void wait_for_prior_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void allow_dependents_early() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Whether the current device takes programmatic dependent launches (compute capability 9+).
+bool dependent_launch_supported();
+
+template <typename... Params, typename... Args>
+void launch_dependent(const char *op, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                      Args... args) {
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = smem;
+    config.stream = stream();
+    config.attrs = &attr;
+    config.numAttrs = dependent_launch_supported() ? 1 : 0;
+    check_cuda(cudaLaunchKernelEx(&config, kernel, Params(args)...), op);
+}
+
 inline unsigned blocks_for(size_t n, unsigned threads) {
     return unsigned((n + threads - 1) / threads);
 }
@@ -61,6 +99,8 @@ template <typename F> void dispatch_cuda_float(llaisysDataType_t dtype, const ch
 // whole vectors when Vec (every pointer 16-byte aligned), single elements for the rest.
 template <bool Vec, typename T, typename F>
 __global__ void map2_kernel(T *c, const T *a, const T *b, size_t n, F f) {
+    wait_for_prior_grid();
+    allow_dependents_early();
     constexpr size_t V = 16 / sizeof(T);
     const size_t first = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
     const size_t stride = size_t(gridDim.x) * blockDim.x;
@@ -92,9 +132,9 @@ template <typename T, typename F> void map2(T *c, const T *a, const T *b, size_t
     const size_t work = vec ? n / V + n % V : n;
     const unsigned grid = std::min(blocks_for(work, 256), 65535u);
     if (vec)
-        map2_kernel<true><<<grid, 256, 0, stream()>>>(c, a, b, n, f);
+        launch_dependent("map2", map2_kernel<true, T, F>, grid, 256, 0, c, a, b, n, f);
     else
-        map2_kernel<false><<<grid, 256, 0, stream()>>>(c, a, b, n, f);
+        launch_dependent("map2", map2_kernel<false, T, F>, grid, 256, 0, c, a, b, n, f);
 }
 
 __device__ __forceinline__ float2 to_float2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
@@ -134,6 +174,8 @@ template <typename W> struct RowMoveArgs {
 // move), 16-byte words when rows and bases allow it (KV cell moves, embedding lookups).
 template <bool Scatter, typename W>
 __global__ void move_rows_kernel(RowMoveArgs<W> m, const int64_t *idx) {
+    wait_for_prior_grid();
+    allow_dependents_early();
     const size_t r = blockIdx.x, cell = size_t(idx[r]);
     const bool second = blockIdx.y == 1;
     const size_t words = second ? m.words[1] : m.words[0];
@@ -158,13 +200,13 @@ void move_rows(std::byte *const *dst, const std::byte *const *src, const size_t 
             m.src[j] = reinterpret_cast<const W *>(src[j]);
             m.words[j] = row_bytes[j] / sizeof(W);
         }
-        move_rows_kernel<Scatter><<<dim3(unsigned(n), unsigned(moves)), 128, 0, stream()>>>(m, idx);
+        launch_dependent(op, move_rows_kernel<Scatter, W>, dim3(unsigned(n), unsigned(moves)), 128,
+                         0, m, idx);
     };
     if (wide)
         launch(int4());
     else
         launch((unsigned char)0);
-    check_launch(op);
 }
 
 } // namespace llaisys::device::nvidia

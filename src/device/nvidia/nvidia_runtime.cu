@@ -186,6 +186,20 @@ cudaStream_t stream() {
     return s;
 }
 
+bool dependent_launch_supported() {
+    static std::mutex mutex;
+    static auto *major = new std::vector<int>();
+    int dev = 0;
+    check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
+    std::lock_guard<std::mutex> lock(mutex);
+    if (size_t(dev) >= major->size()) major->resize(size_t(dev) + 1, -1);
+    int &cc = (*major)[size_t(dev)];
+    if (cc < 0)
+        check_cuda(cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev),
+                   "cudaDeviceGetAttribute");
+    return cc >= 9;
+}
+
 void memory_info(int device_id, size_t *free_bytes, size_t *total_bytes) {
     set_device(device_id);
     check_cuda(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");

@@ -109,27 +109,38 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     float acc[M];
 #pragma unroll
     for (int r = 0; r < M; ++r) acc[r] = 0.0f;
-    if (active) {
-        const T *wr = static_cast<const T *>(pick(p.w, j)) + size_t(c) * k;
-        const int step = 32 * V * slices;
-        for (int base = (slice * 32 + lane) * V; base < k; base += kGemvLoads * step) {
-            uint4 wv[kGemvLoads];
+    const T *wr = static_cast<const T *>(pick(p.w, j)) + size_t(c) * k;
+    const int step = 32 * V * slices, round = kGemvLoads * step;
+    int base = (slice * 32 + lane) * V;
+    // W rounds are double-buffered: the next round's loads are in flight while this one is
+    // dotted. The first round does not depend on earlier kernels and is issued before the
+    // wait for them.
+    uint4 next[kGemvLoads];
+    auto load_round = [&](int at) {
 #pragma unroll
-            for (int u = 0; u < kGemvLoads; ++u)
-                if (base + u * step < k)
-                    wv[u] = __ldcs(reinterpret_cast<const uint4 *>(wr + base + u * step));
+        for (int u = 0; u < kGemvLoads; ++u)
+            if (active && at + u * step < k)
+                next[u] = __ldcs(reinterpret_cast<const uint4 *>(wr + at + u * step));
+    };
+    load_round(base);
+    wait_for_prior_grid();
+    allow_dependents_early();
+    for (; active && base < k; base += round) {
+        uint4 wv[kGemvLoads];
 #pragma unroll
-            for (int u = 0; u < kGemvLoads; ++u) {
-                const int e0 = base + u * step;
-                if (e0 >= k) break;
-                float wf[V], xf[V];
-                unpack(wv[u], wf, T());
+        for (int u = 0; u < kGemvLoads; ++u) wv[u] = next[u];
+        if (base + round < k) load_round(base + round);
 #pragma unroll
-                for (int r = 0; r < M; ++r) {
-                    unpack(__ldg(reinterpret_cast<const uint4 *>(x + r * ldx + e0)), xf, T());
+        for (int u = 0; u < kGemvLoads; ++u) {
+            const int e0 = base + u * step;
+            if (e0 >= k) break;
+            float wf[V], xf[V];
+            unpack(wv[u], wf, T());
 #pragma unroll
-                    for (int e = 0; e < V; ++e) acc[r] = fmaf(wf[e], xf[e], acc[r]);
-                }
+            for (int r = 0; r < M; ++r) {
+                unpack(__ldg(reinterpret_cast<const uint4 *>(x + r * ldx + e0)), xf, T());
+#pragma unroll
+                for (int e = 0; e < V; ++e) acc[r] = fmaf(wf[e], xf[e], acc[r]);
             }
         }
     }
@@ -166,10 +177,9 @@ template <typename T, int M = 1> void launch_gemv(const cpu::LinearOperands *ops
            op.k >= size_t(slices) * 2 * 32 * (16 / sizeof(T)))
         slices *= 2;
     const size_t cols_per_block = size_t(kGemvWarps / slices);
-    gemv_kernel<T, M>
-        <<<unsigned((cols + cols_per_block - 1) / cols_per_block), kGemvWarps * 32, 0, stream()>>>(
-            p, reinterpret_cast<const T *>(op.x), op.ldx, int(op.k), slices);
-    check_launch("linear (gemv)");
+    launch_dependent("linear (gemv)", gemv_kernel<T, M>,
+                     unsigned((cols + cols_per_block - 1) / cols_per_block), kGemvWarps * 32, 0, p,
+                     reinterpret_cast<const T *>(op.x), op.ldx, int(op.k), slices);
 }
 
 bool gemv_fits(const cpu::LinearOperands &op) {

@@ -21,6 +21,8 @@ __global__ void rms_norm_kernel(T *out, ptrdiff_t out_stride, T *in, ptrdiff_t i
                                 size_t d, float eps) {
     using P = Pack<T, V>;
     __shared__ float scratch[32];
+    wait_for_prior_grid();
+    allow_dependents_early();
     P *x = reinterpret_cast<P *>(in + ptrdiff_t(blockIdx.x) * in_stride);
     P *y = reinterpret_cast<P *>(out + ptrdiff_t(blockIdx.x) * out_stride);
     const P *w = reinterpret_cast<const P *>(weight);
@@ -56,10 +58,10 @@ void launch(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_st
             size_t rows, size_t d, float eps) {
     const unsigned threads = unsigned(std::min<size_t>(512, (d / V + 31) / 32 * 32));
     auto args = [&](auto kernel) {
-        kernel<<<unsigned(rows), threads, 0, stream()>>>(
-            reinterpret_cast<T *>(out), out_stride, reinterpret_cast<T *>(in), in_stride,
-            reinterpret_cast<const T *>(residual), residual_stride,
-            reinterpret_cast<const T *>(weight), d, eps);
+        launch_dependent("rms_norm", kernel, unsigned(rows), threads, 0, reinterpret_cast<T *>(out),
+                         out_stride, reinterpret_cast<T *>(in), in_stride,
+                         reinterpret_cast<const T *>(residual), residual_stride,
+                         reinterpret_cast<const T *>(weight), d, eps);
     };
     if (residual)
         args(rms_norm_kernel<T, V, true>);
@@ -88,7 +90,6 @@ void rms_norm(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_
             launch<T, 1>(out, out_stride, in, in_stride, residual, residual_stride, weight, rows, d,
                          eps);
     });
-    check_launch("rms_norm");
 }
 
 } // namespace llaisys::ops::nvidia

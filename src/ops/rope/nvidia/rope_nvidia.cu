@@ -13,6 +13,8 @@ using namespace device::nvidia;
 template <typename T>
 __global__ void rope_kernel(T *out, cpu::TokenHeadStrides os, const T *in, cpu::TokenHeadStrides is,
                             const int64_t *pos_ids, size_t heads, size_t d, double log_theta) {
+    wait_for_prior_grid();
+    allow_dependents_early();
     const size_t half = d / 2, t = blockIdx.x;
     const double pos = double(pos_ids[t]);
     for (size_t j = threadIdx.x; j < heads * half; j += blockDim.x) {
@@ -38,11 +40,10 @@ void rope(std::byte *out, cpu::TokenHeadStrides out_strides, const std::byte *in
     dispatch_cuda_float(dtype, "rope", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
         const unsigned threads = unsigned(std::min<size_t>(heads * d / 2, 512));
-        rope_kernel<<<unsigned(n), std::max(threads, 32u), 0, stream()>>>(
-            reinterpret_cast<T *>(out), out_strides, reinterpret_cast<const T *>(in), in_strides,
-            pos_ids, heads, d, std::log(double(theta)));
+        launch_dependent("rope", rope_kernel<T>, unsigned(n), std::max(threads, 32u), 0,
+                         reinterpret_cast<T *>(out), out_strides, reinterpret_cast<const T *>(in),
+                         in_strides, pos_ids, heads, d, std::log(double(theta)));
     });
-    check_launch("rope");
 }
 
 } // namespace llaisys::ops::nvidia

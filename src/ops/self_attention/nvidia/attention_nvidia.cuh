@@ -78,6 +78,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     __shared__ __align__(16) float q_s[kMaxGroup][DC * 32];
     __shared__ float m_s[kWarps][kMaxGroup], l_s[kWarps][kMaxGroup];
     __shared__ float o_s[kWarps][kMaxGroup][DC * 32];
+    wait_for_prior_grid();
+    allow_dependents_early();
     const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     if (flash && flash_takes_token(keys, a.n, t)) return;
     const int group = a.nh / a.nkvh, chunks = (group + kMaxGroup - 1) / kMaxGroup;
@@ -173,6 +175,8 @@ template <typename T, typename KeyAddr>
 __global__ void __launch_bounds__(kMergeThreads)
     merge_splits_kernel(T *out, AttentionDims a, KeyAddr keys, SplitOut part, bool flash) {
     __shared__ float weight[kMaxSplits], scratch[32];
+    wait_for_prior_grid();
+    allow_dependents_early();
     const int t = blockIdx.x, head = blockIdx.y, z = threadIdx.x;
     if (flash && flash_takes_token(keys, a.n, t)) return;
     const size_t r0 = (size_t(t) * a.nh + head) * part.splits;
@@ -213,8 +217,10 @@ void per_token_attention(T *out, const T *q, const T *k, const T *v, const Atten
     const bool aligned = a.d % vec == 0 && a.k_head % vec == 0 && keys.k_pitch() % vec == 0 &&
                          reinterpret_cast<uintptr_t>(k) % 16 == 0;
     auto launch = [&](auto dc_tag, auto vec_tag) {
-        attention_kernel<decltype(dc_tag)::value, decltype(vec_tag)::value>
-            <<<grid, kWarps * 32, 0, stream()>>>(out, q, k, v, a, keys, part, flash);
+        launch_dependent(
+            "attention",
+            attention_kernel<decltype(dc_tag)::value, decltype(vec_tag)::value, T, KeyAddr>, grid,
+            kWarps * 32, 0, out, q, k, v, a, keys, part, flash);
     };
     auto with_dc = [&](auto vec_tag) {
         if (dc <= 2) return launch(std::integral_constant<int, 2>(), vec_tag);
@@ -225,7 +231,6 @@ void per_token_attention(T *out, const T *q, const T *k, const T *v, const Atten
         with_dc(std::true_type());
     else
         with_dc(std::false_type());
-    check_launch("attention");
 }
 
 // Launches the attention of a.n query tokens, none reading more than max_keys keys, on
@@ -273,9 +278,9 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
         per_token_attention(out, q, k, v, a, keys, part, flash, chunks, splits);
     }
     if (splits > 1) {
-        merge_splits_kernel<<<dim3(unsigned(a.n), unsigned(a.nh)), kMergeThreads, 0, stream()>>>(
-            out, a, keys, part, flash);
-        check_launch("attention merge");
+        launch_dependent("attention merge", merge_splits_kernel<T, KeyAddr>,
+                         dim3(unsigned(a.n), unsigned(a.nh)), kMergeThreads, 0, out, a, keys, part,
+                         flash);
     }
 }
 

@@ -295,6 +295,8 @@ __global__ void __launch_bounds__(kFlashWarps * 32, 2)
     extern __shared__ __align__(128) unsigned char smem[];
     const uint32_t q_s = smem_addr(smem), k_s = q_s + kFlashRows * D * 2,
                    v_s = k_s + 2 * kTileBytes;
+    wait_for_prior_grid();
+    allow_dependents_early();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
     const int t0 = int(gridDim.y - 1 - blockIdx.y) * kFlashRows, head = blockIdx.x;
     const int kv_head = head / (a.nh / a.nkvh);
@@ -381,6 +383,8 @@ __global__ void __launch_bounds__(kFlashWarps * 32)
     constexpr uint32_t kTileBytes = kFlashKeys * D * 2;
     extern __shared__ __align__(128) unsigned char smem[];
     const uint32_t q_s = smem_addr(smem), k_s = q_s + 16 * D * 2, v_s = k_s + 2 * kTileBytes;
+    wait_for_prior_grid();
+    allow_dependents_early();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
     const int kv_head = blockIdx.y, group = a.nh / a.nkvh, h0 = kv_head * group;
     for (int t = blockIdx.x; t < a.n; t += gridDim.x) {
@@ -489,8 +493,8 @@ void flash_attention(T *out, const T *q, const T *k, const T *v, const Attention
     const dim3 grid(unsigned(a.nh), unsigned((a.n + kFlashRows - 1) / kFlashRows));
     auto launch = [&](auto kernel, int bytes) {
         allow_shared_memory(kernel, bytes);
-        kernel<<<grid, kFlashWarps * 32, bytes, stream()>>>(out, q, k, v, a, keys);
-        check_launch("flash attention");
+        launch_dependent("flash attention", kernel, grid, kFlashWarps * 32, bytes, out, q, k, v, a,
+                         keys);
     };
     if (a.d == 64)
         launch(flash_attention_kernel<64, T, KeyAddr>, flash::smem_bytes<64, kFlashRows>());
@@ -505,8 +509,8 @@ void flash_decode(T *out, const T *q, const T *k, const T *v, const AttentionDim
                   const KeyAddr &keys, const SplitOut &part, bool flash, dim3 grid) {
     auto launch = [&](auto kernel, int bytes) {
         allow_shared_memory(kernel, bytes);
-        kernel<<<grid, kFlashWarps * 32, bytes, stream()>>>(out, q, k, v, a, keys, part, flash);
-        check_launch("flash decode attention");
+        launch_dependent("flash decode attention", kernel, grid, kFlashWarps * 32, bytes, out, q, k,
+                         v, a, keys, part, flash);
     };
     if (a.d == 64)
         launch(flash_decode_kernel<64, T, KeyAddr>, flash::smem_bytes<64, 16>());

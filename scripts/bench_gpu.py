@@ -95,9 +95,9 @@ class Core:
             output=output, slots=slots, block_tables=self.tables[:int(seqs.max()) + 1],
             sampling=self.greedy[:n_out])).token_ids
 
-    def prefill(self, prompts: np.ndarray) -> np.ndarray:
+    def prefill(self, prompts: np.ndarray, first_seq: int = 0) -> np.ndarray:
         b, n = prompts.shape
-        seqs = np.repeat(np.arange(b, dtype=np.int32), n)
+        seqs = np.repeat(np.arange(first_seq, first_seq + b, dtype=np.int32), n)
         out = np.zeros(b * n, dtype=np.int8)
         out[n - 1::n] = 1
         return self.step(seqs, prompts.reshape(-1), np.tile(np.arange(n), b), out, b)
@@ -226,6 +226,22 @@ def bench_core(args, cfg: dict, rng: np.random.Generator) -> None:
         if args.profile:
             core.kv.clear()
             print_kernel_times(lambda: core.prefill(prompts))
+    if args.profile:
+        profile_batch_decode(args, vocab, rng)
+
+
+def profile_batch_decode(args, vocab: int, rng: np.random.Generator, seqs: int = 256,
+                         context: int = 512, steps: int = 8) -> None:
+    """Kernels of decode steps at the workload's batch size, each sequence at context keys."""
+    core = Core(args.model, seqs, context + steps + 16)
+    prompts = rng.integers(0, vocab, size=(seqs, context))
+    first = np.concatenate([core.prefill(prompts[i:i + 32], i) for i in range(0, seqs, 32)])
+    print(f"decode      {seqs} sequences at {context} keys:", flush=True)
+    core.decode(first, context, 2)  # graphs captured
+    wall = sync_time(lambda: core.decode(first, context + 2, steps))
+    print(f"            {1e3 * wall / steps:.3f} ms a step (wall)")
+    print_kernel_times(lambda: core.decode(first, context + 2 + steps, steps), rows=16,
+                       per=steps)
 
 
 def llaisys_generate(args, prompts: list[list[int]], outputs: list[int]) -> float:

@@ -5,7 +5,7 @@
 #   scripts/gpu_check.sh quick   # attention, decode and GPU parity tests; benchmarks
 #                                # without transformers, kernels of a prefill and the
 #                                # engine's step phases profiled
-#   scripts/gpu_check.sh tests   # stage0 and parity on the GPU
+#   scripts/gpu_check.sh tests   # stage0, parity and the server end to end on the GPU
 #   scripts/gpu_check.sh bench   # every benchmark with transformers as the peer (the
 #                                # figures of the notes; about 5 minutes)
 #
@@ -42,6 +42,10 @@ tests)
     python3 scripts/run_tests.py --suite stage0 --device nvidia 2>&1 | tee "$logs/tests.log"
     python3 scripts/run_tests.py --suite parity --device nvidia --run-parity always 2>&1 |
         tee -a "$logs/tests.log"
+    # The OpenAI-compatible server end to end on the GPU (fastapi, uvicorn and openai travel
+    # as wheels in .whl).
+    LLAISYS_TEST_DEVICE=nvidia python3 -m pytest -q -rfEs -p no:cacheprovider \
+        test/online/test_online_engine_e2e.py 2>&1 | tee -a "$logs/tests.log"
     ;;
 bench) bench=() ;;
 *)

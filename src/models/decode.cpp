@@ -255,14 +255,11 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
         const tensor_t &next_norm = l + 1 < m.n_layer ? layers_[l + 1].input_norm : norm_;
         ops::linear_shared_input(xn,
                                  {{q2, w.q, w.q_bias}, {k2, w.k, w.k_bias}, {v2, w.v, w.v_bias}});
-        ops::rope(q, q, pos, m.rope_theta);
-        ops::rope(k, k, pos, m.rope_theta);
-        if (block) { // keep what the cells held, to restore it if the call fails
-            gather_rows(cells,
-                        {{kv.k(l), rows(ws_.backup_k[l], n)}, {kv.v(l), rows(ws_.backup_v[l], n)}});
-            layers_backed_up = l + 1;
-        }
-        scatter_rows(cells, {{kv.k(l), k}, {kv.v(l), v}});
+        // A BLOCK cache keeps what the cells held, to restore it if the call fails.
+        rope_store_kv(q, k, v, pos, m.rope_theta, kv.k(l), kv.v(l), cells,
+                      block ? rows(ws_.backup_k[l], n) : nullptr,
+                      block ? rows(ws_.backup_v[l], n) : nullptr);
+        if (block) layers_backed_up = l + 1;
         paged_attention(attn, q, kv.k(l), kv.v(l), keys, scale);
         const size_t n_out = s.out_rows.size();
         if (l + 1 < m.n_layer || n_out == n) {
@@ -440,7 +437,7 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
         layers_backed_up = m.n_layer;
         rows(ws_.out_ids, n)->read(b.out_token);
     } catch (...) {
-        restore(kv, nb, layers_backed_up);
+        restore(kv, n, layers_backed_up); // the padding copies of token 0 backed nothing up
         throw;
     }
     kv.mark_written(cells);

@@ -5,6 +5,9 @@
 #include "models/nvidia/kv_kernels_nvidia.hpp"
 #endif
 #include "ops/checks.hpp"
+#include "ops/ops.hpp"
+
+#include <cmath>
 
 namespace llaisys::models {
 
@@ -61,6 +64,52 @@ void scatter_rows(tensor_t idx, std::initializer_list<RowMove> moves) {
 
 void gather_rows(tensor_t idx, std::initializer_list<RowMove> moves) {
     move_rows("gather_rows", false, idx, moves);
+}
+
+void rope_store_kv(tensor_t q, tensor_t k, tensor_t v, tensor_t pos, float theta, tensor_t k_cache,
+                   tensor_t v_cache, tensor_t cells, tensor_t backup_k, tensor_t backup_v) {
+    const char *op = "rope_store_kv";
+    ops::check_not_null(op, {&q, &k, &v, &pos, &k_cache, &v_cache, &cells});
+    CHECK_ARG(!backup_k == !backup_v, op, ": backup_k and backup_v go together");
+    if (q->device_type() != LLAISYS_DEVICE_NVIDIA) {
+        ops::rope(q, q, pos, theta);
+        ops::rope(k, k, pos, theta);
+        if (backup_k) gather_rows(cells, {{k_cache, backup_k}, {v_cache, backup_v}});
+        return scatter_rows(cells, {{k_cache, k}, {v_cache, v}});
+    }
+#ifdef LLAISYS_ENABLE_NVIDIA
+    // The checks the composed ops above make, for the one kernel.
+    ops::check_same_device(op, {q, k, v, pos, k_cache, v_cache, cells});
+    ops::check_float(op, {q});
+    ops::check_same_dtype(op, {q, k, v, k_cache, v_cache});
+    ops::check_dtype(op, pos, LLAISYS_DTYPE_I64, "pos");
+    ops::check_dtype(op, cells, LLAISYS_DTYPE_I64, "cells");
+    ops::check_contiguous(op, {q, k, v, pos, k_cache, v_cache, cells});
+    const size_t n = q->dim(0);
+    CHECK_SHAPE(q->ndim() == 3 && k->ndim() == 3 && v->ndim() == 3 && k_cache->ndim() == 3 &&
+                    v_cache->ndim() == 3 && k->dim(0) == n && v->dim(0) == n && pos->numel() == n &&
+                    cells->numel() == n && k->dim(2) == q->dim(2) && q->dim(2) % 2 == 0 &&
+                    k->dim(1) == v->dim(1) && k_cache->dim(1) == k->dim(1) &&
+                    k_cache->dim(2) == k->dim(2) && v_cache->dim(1) == v->dim(1) &&
+                    v_cache->dim(2) == v->dim(2),
+                op, ": shapes do not fit: q ", shape_str(q->shape()), ", k ", shape_str(k->shape()),
+                ", v ", shape_str(v->shape()), ", caches ", shape_str(k_cache->shape()), " and ",
+                shape_str(v_cache->shape()));
+    CHECK_ARG(std::isfinite(theta) && theta > 0.0f, op, ": theta must be positive, got ", theta);
+    if (backup_k) {
+        ops::check_same_device(op, {q, backup_k, backup_v});
+        ops::check_same_dtype(op, {q, backup_k, backup_v});
+        ops::check_contiguous(op, {backup_k, backup_v});
+        CHECK_SHAPE(backup_k->numel() == k->numel() && backup_v->numel() == v->numel(), op,
+                    ": backups ", shape_str(backup_k->shape()), " and ",
+                    shape_str(backup_v->shape()), " do not hold k and v");
+    }
+    nvidia::rope_store_kv(
+        q->data(), k->data(), v->data(), reinterpret_cast<const int64_t *>(pos->data()),
+        reinterpret_cast<const int64_t *>(cells->data()), k_cache->data(), v_cache->data(),
+        backup_k ? backup_k->data() : nullptr, backup_v ? backup_v->data() : nullptr, q->dtype(), n,
+        q->dim(1), k->dim(1), q->dim(2), v->dim(2), theta);
+#endif
 }
 
 void paged_attention(tensor_t out, tensor_t q, tensor_t k_cache, tensor_t v_cache,

@@ -18,6 +18,15 @@ void scatter_rows(tensor_t idx, std::initializer_list<RowMove> moves);
 // rows[i] = cells[idx[i]] for each row i of each move.
 void gather_rows(tensor_t idx, std::initializer_list<RowMove> moves);
 
+// A layer's new keys and values into the cache, RoPE included: q is rotated in place, and for
+// each token i the cell cells[i] receives the rotated k row and the v row, after what it held
+// was copied to row i of backup_k/backup_v (when given: a BLOCK cache's rollback). q [n, nh,
+// d], k [n, nkvh, d], v [n, nkvh, dv], caches [cells, nkvh, d|dv], pos and cells I64 [n];
+// cells are distinct, except that a GPU graph step pads its batch with copies of token 0,
+// which the GPU kernel skips (one launch on the GPU; k may be rotated in place elsewhere).
+void rope_store_kv(tensor_t q, tensor_t k, tensor_t v, tensor_t pos, float theta, tensor_t k_cache,
+                   tensor_t v_cache, tensor_t cells, tensor_t backup_k, tensor_t backup_v);
+
 // Where the keys of each query token live. Key j (0 <= j < n_keys[i]) of token i is cell
 //   table[row[i] + j / block_size] * block_size + j % block_size
 // A BLOCK cache passes its block tables (row = sequence row * width); a SLOT cache passes

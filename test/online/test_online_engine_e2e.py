@@ -1,6 +1,7 @@
 """End to end: the real LLMEngine on the real core, serving a tiny random Qwen2 checkpoint
 (written by test/utils/tiny_models.py, with a real BPE tokenizer and chat template),
-talked to with the official openai client over HTTP on 127.0.0.1."""
+talked to with the official openai client over HTTP on 127.0.0.1; on the GPU with
+LLAISYS_TEST_DEVICE=nvidia."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ CANDIDATES = ["hi there", "Count to ten.", "Tell me a story.", "What is 2+2?", "
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, test_device: str):
     path = write_tiny_hf(tmp_path_factory.mktemp("tiny-qwen2"), "qwen2")
-    engine = LLMEngine(EngineArgs(model=str(path), kv_cache_tokens=2048, max_num_seqs=16))
+    engine = LLMEngine(EngineArgs(model=str(path), kv_cache_tokens=2048, max_num_seqs=16,
+                                  device=test_device))
     with RunningServer(engine, served_model_name=MODEL) as srv:
         yield srv
 

@@ -1,6 +1,9 @@
 #include "models/nvidia/kv_kernels_nvidia.hpp"
 
+#include "ops/rope/nvidia/rope_nvidia.cuh"
 #include "ops/self_attention/nvidia/attention_nvidia.cuh"
+
+#include <cmath>
 
 namespace llaisys::models::nvidia {
 
@@ -27,7 +30,56 @@ struct PagedKeys {
     ptrdiff_t v_pitch() const { return v_cell; }
 };
 
+// A block per token: the cell's old rows to the backups, then q's heads rotated in place and
+// k's rotated into the cell, v copied beside them. A token whose cell repeats token 0's is a
+// graph step's padding (real cells are distinct): it neither backs up nor writes.
+template <typename T>
+__global__ void rope_store_kv_kernel(T *q, const T *k, const T *v, const int64_t *pos,
+                                     const int64_t *cells, T *k_cache, T *v_cache, T *backup_k,
+                                     T *backup_v, int nh, int nkvh, int d, int dv,
+                                     double log_theta) {
+    wait_for_prior_grid();
+    allow_dependents_early();
+    const int t = blockIdx.x;
+    const int64_t cell = cells[t];
+    if (t > 0 && cell == cells[0]) return;
+    const size_t k_row = size_t(nkvh) * d, v_row = size_t(nkvh) * dv;
+    T *kc = k_cache + size_t(cell) * k_row, *vc = v_cache + size_t(cell) * v_row;
+    if (backup_k) {
+        for (size_t i = threadIdx.x; i < k_row; i += blockDim.x) backup_k[t * k_row + i] = kc[i];
+        for (size_t i = threadIdx.x; i < v_row; i += blockDim.x) backup_v[t * v_row + i] = vc[i];
+        __syncthreads(); // every old value read before the cell is written
+    }
+    const double p = double(pos[t]);
+    const int half = d / 2;
+    for (int j = threadIdx.x; j < nh * half; j += blockDim.x) {
+        T *head = q + (size_t(t) * nh + j / half) * d;
+        ops::nvidia::rotate_pair(head, head, j % half, d, p, log_theta);
+    }
+    for (int j = threadIdx.x; j < nkvh * half; j += blockDim.x)
+        ops::nvidia::rotate_pair(kc + size_t(j / half) * d, k + t * k_row + size_t(j / half) * d,
+                                 j % half, d, p, log_theta);
+    for (size_t i = threadIdx.x; i < v_row; i += blockDim.x) vc[i] = v[t * v_row + i];
+}
+
 } // namespace
+
+void rope_store_kv(std::byte *q, const std::byte *k, const std::byte *v, const int64_t *pos,
+                   const int64_t *cells, std::byte *k_cache, std::byte *v_cache,
+                   std::byte *backup_k, std::byte *backup_v, llaisysDataType_t dtype, size_t n,
+                   size_t nh, size_t nkvh, size_t d, size_t dv, float theta) {
+    if (n == 0) return;
+    ops::nvidia::dispatch_cuda_float(dtype, "rope_store_kv", [&](auto tag) {
+        using T = std::remove_pointer_t<decltype(tag)>;
+        const unsigned threads = unsigned(std::min<size_t>(256, std::max<size_t>(nh * d / 2, 32)));
+        launch_dependent("rope_store_kv", rope_store_kv_kernel<T>, unsigned(n),
+                         (threads + 31) / 32 * 32, 0, reinterpret_cast<T *>(q),
+                         reinterpret_cast<const T *>(k), reinterpret_cast<const T *>(v), pos, cells,
+                         reinterpret_cast<T *>(k_cache), reinterpret_cast<T *>(v_cache),
+                         reinterpret_cast<T *>(backup_k), reinterpret_cast<T *>(backup_v), int(nh),
+                         int(nkvh), int(d), int(dv), std::log(double(theta)));
+    });
+}
 
 void move_rows(const cpu::RowMoves &m, bool scatter, const int64_t *idx, size_t n) {
     static_assert(cpu::kMaxRowMoves == size_t(kMaxMoves));

@@ -6,6 +6,11 @@ namespace llaisys::models::nvidia {
 
 // Device twins of models/cpu/kv_kernels_cpu.hpp; every pointer is device memory.
 void move_rows(const cpu::RowMoves &m, bool scatter, const int64_t *idx, size_t n);
+// models::rope_store_kv on contiguous rows; backups may be null.
+void rope_store_kv(std::byte *q, const std::byte *k, const std::byte *v, const int64_t *pos,
+                   const int64_t *cells, std::byte *k_cache, std::byte *v_cache,
+                   std::byte *backup_k, std::byte *backup_v, llaisysDataType_t dtype, size_t n,
+                   size_t nh, size_t nkvh, size_t d, size_t dv, float theta);
 
 // max_keys bounds n_keys (host knowledge: it sizes the split over the keys); scratch
 // (scratch_floats >= attention_scratch_floats) holds the splits' partials, or is null.

@@ -1,6 +1,6 @@
 #include "ops/rope/nvidia/rope_nvidia.hpp"
 
-#include "device/nvidia/nvidia_common.cuh"
+#include "ops/rope/nvidia/rope_nvidia.cuh"
 
 namespace llaisys::ops::nvidia {
 
@@ -8,8 +8,7 @@ namespace {
 
 using namespace device::nvidia;
 
-// One block per token; a thread per (head, pair). The angle is taken in double, as on
-// the CPU: at positions near 1e5 an f32 product is off by milliradians.
+// One block per token; a thread per (head, pair).
 template <typename T>
 __global__ void rope_kernel(T *out, cpu::TokenHeadStrides os, const T *in, cpu::TokenHeadStrides is,
                             const int64_t *pos_ids, size_t heads, size_t d, double log_theta) {
@@ -18,16 +17,10 @@ __global__ void rope_kernel(T *out, cpu::TokenHeadStrides os, const T *in, cpu::
     const size_t half = d / 2, t = blockIdx.x;
     const double pos = double(pos_ids[t]);
     for (size_t j = threadIdx.x; j < heads * half; j += blockDim.x) {
-        const size_t h = j / half, i = j % half;
-        const double angle = pos * exp(-double(2 * i) / double(d) * log_theta);
-        double s, c;
-        sincos(angle, &s, &c);
-        const float cf = float(c), sf = float(s);
-        const T *x = in + ptrdiff_t(t) * is.token + ptrdiff_t(h) * is.head;
-        T *y = out + ptrdiff_t(t) * os.token + ptrdiff_t(h) * os.head;
-        const float a = to_float(x[i]), b = to_float(x[i + half]);
-        y[i] = from_float<T>(a * cf - b * sf);
-        y[i + half] = from_float<T>(b * cf + a * sf);
+        const size_t h = j / half;
+        rotate_pair(out + ptrdiff_t(t) * os.token + ptrdiff_t(h) * os.head,
+                    in + ptrdiff_t(t) * is.token + ptrdiff_t(h) * is.head, j % half, d, pos,
+                    log_theta);
     }
 }
 

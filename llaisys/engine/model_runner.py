@@ -1,13 +1,17 @@
 """ModelRunner: turns one scheduler decision into one DecodeBatch and returns sampled ids.
 
-BLOCK layout: each token names its cache slot and each sequence its block table (the
-BlockManager's). SLOT layout: each running sequence holds a core sequence id in
-[0, max_num_seqs) and the core places its tokens. Batch arrays are built with numpy over
-whole steps (no per-token Python loops); buffers are allocated once and reused.
+Each running sequence holds a row in [0, max_num_seqs) from its first step until its blocks
+are freed (vLLM's persistent batch): the row keeps what does not change from step to step
+(its block table, grown in place; its sampling params and seed base), so a decode step of
+256 sequences copies a few values per sequence instead of rebuilding them. BLOCK layout:
+each token names its cache slot and the row indexes the block tables. SLOT layout: the row
+is the core's sequence id and the core places the tokens. Batch arrays are built with numpy
+over whole steps (no per-token Python loops); buffers are allocated once and reused.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 from dataclasses import dataclass, field
 
@@ -16,10 +20,10 @@ import numpy as np
 from ..models.model import SAMPLING_DTYPE, DecodeBatch, KvCache, Model
 from .sampler import (
     adjust_logits,
+    mix_seed,
     needs_adjustment,
-    needs_logits,
     resample,
-    step_seeds,
+    seed_bases,
     top_logprobs,
 )
 from .scheduler import SchedulerOutput
@@ -42,21 +46,24 @@ class ModelRunner:
         self.kv = kv
         self.layout = layout
         self.block_size = block_size
-        self._slot_ids: dict[int, int] = {}  # SLOT: Sequence.seq_id -> core sequence id
-        self._free_slot_ids = list(range(max_num_seqs - 1, -1, -1))
+        self._free_rows = list(range(max_num_seqs))  # a heap: rows stay packed at the front
         # Batch buffers, allocated once: a step writes its arrays into their leading parts.
         n = max(max_num_batched_tokens, max_num_seqs)  # tokens a step can carry
         self._arange = np.arange(n, dtype=np.int64)
-        self._rows = self._arange.astype(np.int32)  # decode: token i is sequence i
         self._ones = np.ones(n, dtype=np.int8)  # decode: every token outputs
         self._tokens = np.empty(n, dtype=np.int64)
         self._positions = np.empty(n, dtype=np.int64)
         self._seq_ids = np.empty(n, dtype=np.int32)
         self._output = np.empty(n, dtype=np.int8)
         self._slots = np.empty(n, dtype=np.int64)
-        self._tables = np.empty(max_num_seqs * -(-max_model_len // block_size), dtype=np.int32)
         self._sampling = np.empty(max_num_seqs, dtype=SAMPLING_DTYPE)
-        self._seeds = np.empty((3, max_num_seqs), dtype=np.uint64)  # seed, index, step
+        # Per row, kept while its sequence runs.
+        self._tables = np.full((max_num_seqs, -(-max_model_len // block_size)), -1, np.int32)
+        self._table_len = [0] * max_num_seqs  # leading entries of _tables written
+        self._row_sampling = np.zeros(max_num_seqs, dtype=SAMPLING_DTYPE)  # seed: 0
+        self._seed_base = np.zeros(max_num_seqs, dtype=np.uint64)
+        self._always_logits = np.zeros(max_num_seqs, dtype=bool)  # penalties or logprobs
+        self._mask_stops_until = np.zeros(max_num_seqs, dtype=np.int64)  # min_tokens with stops
 
     def run(self, sched: SchedulerOutput) -> ModelOutput:
         t0 = time.perf_counter()
@@ -95,12 +102,15 @@ class ModelRunner:
         """The step's batch; its arrays are views of the runner's buffers, valid until the
         next prepare()."""
         seqs, k = sched.seqs, len(sched.seqs)
+        seq_rows = [s.batch_row if s.batch_row is not None else self._take_row(s) for s in seqs]
         if sched.kind == "decode":
             n = k
             tokens, positions = self._tokens[:k], self._positions[:k]
             tokens[:] = [s.token_ids[-1] for s in seqs]
             positions[:] = [s.num_computed_tokens for s in seqs]
-            rows, output, out_seqs = self._rows[:k], self._ones[:k], list(seqs)
+            rows, output, out_seqs = self._seq_ids[:k], self._ones[:k], list(seqs)
+            rows[:] = seq_rows
+            out_rows = rows
         else:
             lens = np.array(sched.num_tokens, dtype=np.int64)
             starts = np.fromiter((s.num_computed_tokens for s in seqs), np.int64, k)
@@ -111,54 +121,71 @@ class ModelRunner:
             for s, a, o, m in zip(seqs, starts.tolist(), first.tolist(), sched.num_tokens,
                                   strict=True):  # one slice per sequence
                 tokens[o:o + m] = s.token_ids[a:a + m]
-            rows[:] = np.repeat(self._rows[:k], lens)
+            rows[:] = np.repeat(np.array(seq_rows, dtype=np.int32), lens)
             np.subtract(self._arange[:n], np.repeat(first - starts, lens), out=positions)
             done = starts + lens == np.fromiter((s.num_tokens for s in seqs), np.int64, k)
             output.fill(0)
             output[(first + lens - 1)[done]] = 1
             out_seqs = [s for s, d in zip(seqs, done.tolist(), strict=True) if d]
-        sampling = self._sampling_rows(out_seqs) if out_seqs else None
-        want_logits = any(needs_logits(s) for s in out_seqs)
+            out_rows = np.array([r for r, d in zip(seq_rows, done.tolist(), strict=True) if d],
+                                dtype=np.int32)
+        sampling, want_logits = None, False
+        if out_seqs:
+            sampling, want_logits = self._sampling_rows(out_seqs, out_rows)
         if self.layout == "slot":
-            ids = np.fromiter((self._slot_id(s) for s in seqs), np.int32, k)
-            return DecodeBatch(tokens=tokens, positions=positions, seq_ids=ids[rows],
-                               output=output, sampling=sampling,
-                               want_logits=want_logits), out_seqs
+            return DecodeBatch(tokens=tokens, positions=positions, seq_ids=rows, output=output,
+                               sampling=sampling, want_logits=want_logits), out_seqs
+        self._sync_tables(seqs, seq_rows)
         bs = self.block_size
-        width = max(len(s.block_table) for s in seqs)
-        tables = self._tables[:k * width].reshape(k, width)
-        tables.fill(-1)
-        for i, s in enumerate(seqs):
-            tables[i, :len(s.block_table)] = s.block_table
         slots = self._slots[:n]
-        np.multiply(tables[rows, positions // bs], bs, out=slots, dtype=np.int64)
+        np.multiply(self._tables[rows, positions // bs], bs, out=slots, dtype=np.int64)
         slots += positions % bs
         return DecodeBatch(
             tokens=tokens, positions=positions, seq_ids=rows, output=output, slots=slots,
-            block_tables=tables, sampling=sampling, want_logits=want_logits), out_seqs
+            block_tables=self._tables[:max(seq_rows) + 1], sampling=sampling,
+            want_logits=want_logits), out_seqs
 
     def release(self, seq: Sequence, block_ids: list[int]) -> None:
         """seq's blocks were freed: BLOCK releases the ones no longer referenced, SLOT
-        forgets seq's tokens and frees its sequence id."""
-        if self.layout == "block":
-            if block_ids:
-                self.kv.release_blocks(block_ids)
-        elif (slot_id := self._slot_ids.pop(seq.seq_id, None)) is not None:
-            self.kv.seq_remove(slot_id)
-            self._free_slot_ids.append(slot_id)
+        forgets seq's tokens; the sequence gives its row back."""
+        if self.layout == "block" and block_ids:
+            self.kv.release_blocks(block_ids)
+        row, seq.batch_row = seq.batch_row, None
+        if row is None:
+            return
+        if self.layout == "slot":
+            self.kv.seq_remove(row)
+        self._tables[row, :self._table_len[row]] = -1
+        self._table_len[row] = 0
+        heapq.heappush(self._free_rows, row)
 
-    def _slot_id(self, seq: Sequence) -> int:
-        slot_id = self._slot_ids.get(seq.seq_id)
-        if slot_id is None:
-            slot_id = self._slot_ids[seq.seq_id] = self._free_slot_ids.pop()
-        return slot_id
+    def _take_row(self, seq: Sequence) -> int:
+        """A row for seq, filled with what stays fixed while it runs."""
+        row = seq.batch_row = heapq.heappop(self._free_rows)
+        p, stops = seq.params, seq.request.stop_token_ids
+        self._row_sampling[row] = (p.temperature, p.top_k, p.top_p, p.min_p, 0)
+        self._seed_base[row] = seed_bases(np.array([seq.request.seed], np.uint64),
+                                          np.array([seq.index], np.uint64))[0]
+        self._always_logits[row] = p.has_penalties or p.logprobs is not None
+        self._mask_stops_until[row] = p.min_tokens if stops else 0
+        return row
 
-    def _sampling_rows(self, seqs: list[Sequence]) -> np.ndarray:
+    def _sync_tables(self, seqs: list[Sequence], seq_rows: list[int]) -> None:
+        """Appends to each row's table the blocks its sequence gained since the last step."""
+        written = self._table_len
+        for s, r in zip(seqs, seq_rows, strict=True):
+            table = s.block_table
+            if len(table) != written[r]:  # tables only grow while a sequence keeps its row
+                self._tables[r, written[r]:len(table)] = table[written[r]:]
+                written[r] = len(table)
+
+    def _sampling_rows(self, seqs: list[Sequence], rows: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The sampling params of the output rows, and whether any of them needs logits."""
         m = len(seqs)
-        sampling, seeds = self._sampling[:m], self._seeds[:, :m]
-        sampling[:] = [(p.temperature, p.top_k, p.top_p, p.min_p, 0)
-                       for p in (s.params for s in seqs)]
-        seeds[:] = [[s.request.seed for s in seqs], [s.index for s in seqs],
-                    [s.num_output_tokens for s in seqs]]
-        sampling["seed"] = step_seeds(*seeds)
-        return sampling
+        sampling = self._sampling[:m]
+        np.take(self._row_sampling, rows, out=sampling)
+        steps = np.fromiter((s.num_output_tokens for s in seqs), np.uint64, m)
+        sampling["seed"] = mix_seed(self._seed_base[rows] ^ steps)
+        want_logits = bool(self._always_logits[rows].any()
+                           or (steps < self._mask_stops_until[rows]).any())
+        return sampling, want_logits

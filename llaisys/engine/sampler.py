@@ -16,7 +16,7 @@ from ..tensor import DataType, Tensor
 from .sequence import Sequence
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+def mix_seed(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser over uint64 values (numpy wraps modulo 2**64)."""
     x = x + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -24,13 +24,16 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+def seed_bases(seeds: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """The per-sample part of step_seeds, fixed while a sequence runs."""
+    return mix_seed(mix_seed(seeds.astype(np.uint64, copy=False))
+                    ^ indices.astype(np.uint64, copy=False))
+
+
 def step_seeds(seeds: np.ndarray, indices: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """Each draw's seed (uint64): depends only on (request seed, sample index, output
     position), so a seeded output does not depend on the batch it ran in."""
-    def u64(a: np.ndarray) -> np.ndarray:
-        return a.astype(np.uint64, copy=False)  # the runner's rows are uint64 already
-
-    return _mix(_mix(_mix(u64(seeds)) ^ u64(indices)) ^ u64(steps))
+    return mix_seed(seed_bases(seeds, indices) ^ steps.astype(np.uint64, copy=False))
 
 
 def needs_adjustment(seq: Sequence) -> bool:
@@ -38,10 +41,6 @@ def needs_adjustment(seq: Sequence) -> bool:
     p = seq.params
     return p.has_penalties or (seq.num_output_tokens < p.min_tokens
                                and bool(seq.request.stop_token_ids))
-
-
-def needs_logits(seq: Sequence) -> bool:
-    return needs_adjustment(seq) or seq.params.logprobs is not None
 
 
 def adjust_logits(logits: np.ndarray, seqs: list[Sequence], stop_ids: list[list[int]]) -> None:

@@ -30,6 +30,7 @@ class Sequence:
         self.num_computed_tokens = 0
         self.num_cached_tokens = 0  # prompt tokens taken from the prefix cache
         self.block_table: list[int] = []
+        self.batch_row: int | None = None  # the model runner's row while it holds blocks
         self.num_hashed_blocks = 0  # leading blocks published in the prefix cache
         self.last_block_hash: int | None = None
         self.state = RequestState()

@@ -150,6 +150,8 @@ def print_kernel_times(fn, rows: int = 12, per: int = 1) -> None:
 
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         sync_time(fn)
+    if per > 1:
+        print_step_sequence(prof, per)
     events = [e for e in prof.key_averages() if e.device_time_total > 0]
     events.sort(key=lambda e: e.device_time_total, reverse=True)
     total = sum(e.device_time_total for e in events)
@@ -158,6 +160,23 @@ def print_kernel_times(fn, rows: int = 12, per: int = 1) -> None:
     for e in events[:rows]:
         print(f"            {e.device_time_total / 1e3 / per:9.3f} ms {e.count // per:6d}x  "
               f"{e.key[:90]}")
+
+
+def print_step_sequence(prof, steps: int, rows: int = 24) -> None:
+    """The first kernels of the last step in launch order, each with the time its end adds
+    to the previous kernel's end: with dependent launches a kernel's own duration includes
+    its wait for the one before, so the end-to-end increments are what each one costs."""
+    from torch.autograd import DeviceType
+
+    kernels = sorted((e for e in prof.events() if e.device_type == DeviceType.CUDA),
+                     key=lambda e: e.time_range.start)
+    per_step = len(kernels) // steps
+    last = kernels[len(kernels) - per_step:]
+    print(f"            last step: {per_step} kernels, end-to-end increments (us):")
+    prev_end = last[0].time_range.start
+    for e in last[:rows]:
+        print(f"            {e.time_range.end - prev_end:8.2f}  {e.name[:80]}")
+        prev_end = e.time_range.end
 
 
 def gemm_ceiling() -> float:

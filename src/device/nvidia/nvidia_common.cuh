@@ -123,7 +123,8 @@ __global__ void map2_kernel(T *c, const T *a, const T *b, size_t n, F f) {
         c[i] = from_float<T>(f(to_float(a[i]), to_float(b[i])));
 }
 
-template <typename T, typename F> void map2(T *c, const T *a, const T *b, size_t n, F f) {
+template <typename T, typename F>
+void map2(const char *op, T *c, const T *a, const T *b, size_t n, F f) {
     if (n == 0) return;
     constexpr size_t V = 16 / sizeof(T);
     const uintptr_t bases = reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b) |
@@ -132,9 +133,9 @@ template <typename T, typename F> void map2(T *c, const T *a, const T *b, size_t
     const size_t work = vec ? n / V + n % V : n;
     const unsigned grid = std::min(blocks_for(work, 256), 65535u);
     if (vec)
-        launch_dependent("map2", map2_kernel<true, T, F>, grid, 256, 0, c, a, b, n, f);
+        launch_dependent(op, map2_kernel<true, T, F>, grid, 256, 0, c, a, b, n, f);
     else
-        launch_dependent("map2", map2_kernel<false, T, F>, grid, 256, 0, c, a, b, n, f);
+        launch_dependent(op, map2_kernel<false, T, F>, grid, 256, 0, c, a, b, n, f);
 }
 
 __device__ __forceinline__ float2 to_float2(__nv_bfloat162 v) { return __bfloat1622float2(v); }

@@ -18,10 +18,9 @@ void add(std::byte *c, const std::byte *a, const std::byte *b, llaisysDataType_t
     if (n == 0) return;
     dispatch_cuda_float(dtype, "add", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
-        map2(reinterpret_cast<T *>(c), reinterpret_cast<const T *>(a),
+        map2("add", reinterpret_cast<T *>(c), reinterpret_cast<const T *>(a),
              reinterpret_cast<const T *>(b), n, Sum());
     });
-    check_launch("add");
 }
 
 } // namespace llaisys::ops::nvidia

@@ -56,7 +56,7 @@ template <typename T> __global__ void fill_bias_kernel(T *out, const T *bias, si
 constexpr int kGemvRows = 8;
 constexpr int kGemvWarps = 8;
 constexpr int kGemvLoads = 4;
-constexpr int kGemvTargetWarps = 132 * 48; // resident warps an H100/H200 keeps busy
+constexpr int kGemvTargetWarps = 132 * 48; // about 1.5 waves of an H100/H200 (32 warps an SM)
 
 struct GemvProducts {
     void *out[cpu::kMaxSharedInput];

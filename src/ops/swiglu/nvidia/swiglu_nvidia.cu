@@ -21,10 +21,9 @@ void swiglu(std::byte *out, const std::byte *gate, const std::byte *up, llaisysD
     if (n == 0) return;
     dispatch_cuda_float(dtype, "swiglu", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
-        map2(reinterpret_cast<T *>(out), reinterpret_cast<const T *>(gate),
+        map2("swiglu", reinterpret_cast<T *>(out), reinterpret_cast<const T *>(gate),
              reinterpret_cast<const T *>(up), n, Swiglu());
     });
-    check_launch("swiglu");
 }
 
 } // namespace llaisys::ops::nvidia

@@ -195,13 +195,13 @@ __global__ void __launch_bounds__(kMergeThreads)
     }
 }
 
-// Splits of each token's keys for n tokens: enough blocks to fill the GPU, none shorter
-// than 16 keys of max_keys. n * splits <= n + kTargetBlocks.
-inline int attention_splits(const AttentionDims &a, int max_keys) {
-    const int chunks = (a.nh / a.nkvh + kMaxGroup - 1) / kMaxGroup;
-    const int blocks = std::max(1, a.n * a.nkvh * chunks);
-    return std::max(1, std::min({(kTargetBlocks + blocks - 1) / blocks,
-                                 (std::max(max_keys, 1) + 15) / 16, kMaxSplits}));
+// Splits of each token's keys for n tokens in blocks of units (token, KV head[, chunk]):
+// enough blocks to fill target, none shorter than 16 keys of max_keys. With target <=
+// kTargetBlocks, n * splits <= n + kTargetBlocks.
+inline int attention_splits(int units, int target, int max_keys) {
+    units = std::max(units, 1);
+    return std::max(
+        1, std::min({(target + units - 1) / units, (std::max(max_keys, 1) + 15) / 16, kMaxSplits}));
 }
 
 // Launches attention_kernel on grid (tokens, KV heads x chunks, splits).
@@ -252,8 +252,15 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
         flash = tensor_cores && a.n >= kFlashMinTokens;
         if (flash) flash_attention(out, q, k, v, a, keys);
     }
-    const int splits = attention_splits(a, max_keys);
     const int chunks = (a.nh / a.nkvh + kMaxGroup - 1) / kMaxGroup;
+    const bool decode_kernel = tensor_cores && a.nh / a.nkvh <= kFlashMaxGroup;
+    int splits = 1;
+    if constexpr (!std::is_same_v<T, float>)
+        if (decode_kernel)
+            splits = attention_splits(
+                a.n * a.nkvh,
+                std::min(kTargetBlocks, flash_decode_resident_blocks<T, KeyAddr>(a.d)), max_keys);
+    if (!decode_kernel) splits = attention_splits(a.n * a.nkvh * chunks, kTargetBlocks, max_keys);
     tensor_t owned;
     SplitOut part{nullptr, nullptr, nullptr, splits};
     if (splits > 1) {
@@ -269,7 +276,7 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
         part.m = part.o + rows * a.dv;
         part.l = part.m + rows;
     }
-    if (tensor_cores && a.nh / a.nkvh <= kFlashMaxGroup) {
+    if (decode_kernel) {
         if constexpr (!std::is_same_v<T, float>)
             flash_decode(
                 out, q, k, v, a, keys, part, flash,

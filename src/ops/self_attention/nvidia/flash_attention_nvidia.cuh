@@ -502,6 +502,31 @@ void flash_attention(T *out, const T *q, const T *k, const T *v, const Attention
         launch(flash_attention_kernel<128, T, KeyAddr>, flash::smem_bytes<128, kFlashRows>());
 }
 
+// Blocks of the decode kernel the GPU holds at once (its two K/V stages of shared memory
+// allow few per SM): the keys are split only as far as needed to fill them, since every
+// split costs its partial results and their merge. Taken once per kernel (one device kind).
+template <typename T, typename KeyAddr> int flash_decode_resident_blocks(int d) {
+    auto query = [](auto kernel, int bytes) {
+        allow_shared_memory(kernel, bytes);
+        int per_sm = 0, device = 0, sms = 0;
+        check_cuda(
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kFlashWarps * 32, bytes),
+            "flash decode occupancy");
+        check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+        check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+                   "cudaDeviceGetAttribute");
+        return std::max(1, per_sm * sms);
+    };
+    if (d == 64) {
+        static const int blocks =
+            query(flash_decode_kernel<64, T, KeyAddr>, flash::smem_bytes<64, 16>());
+        return blocks;
+    }
+    static const int blocks =
+        query(flash_decode_kernel<128, T, KeyAddr>, flash::smem_bytes<128, 16>());
+    return blocks;
+}
+
 // Launches the decode kernel on grid (token stride, KV heads, splits); the operands passed
 // flash_fits and a KV head has at most kFlashMaxGroup query heads.
 template <typename T, typename KeyAddr>

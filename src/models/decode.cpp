@@ -208,11 +208,11 @@ tensor_t Model::finish_layer(const Layer &w, const tensor_t &next_norm, const te
     const float eps = meta_.rms_norm_eps;
     const tensor_t o = rows(ws_.o, r), xn = rows(ws_.xn, r);
     const tensor_t gate = rows(ws_.gate, r), up = rows(ws_.up, r), act = rows(ws_.act, r);
-    ops::linear(o, attn, w.o, nullptr);
+    ops::linear_shared_input(attn, {{o, w.o, nullptr}});
     ops::add_rms_norm(xn, x, o, w.post_norm, eps);
     ops::linear_shared_input(xn, {{gate, w.gate, nullptr}, {up, w.up, nullptr}});
     ops::swiglu(act, gate, up);
-    ops::linear(o, act, w.down, nullptr);
+    ops::linear_shared_input(act, {{o, w.down, nullptr}});
     ops::add_rms_norm(xn, x, o, next_norm, eps);
     return xn;
 }
@@ -277,7 +277,7 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
 
 tensor_t Model::logits_of(const tensor_t &out_xn) {
     const tensor_t logits = rows(ws_.logits, out_xn->dim(0));
-    ops::linear(logits, out_xn, lm_head_ ? lm_head_ : embed_, nullptr);
+    ops::linear_shared_input(out_xn, {{logits, lm_head_ ? lm_head_ : embed_, nullptr}});
     return logits;
 }
 
@@ -383,8 +383,8 @@ std::vector<const void *> Model::graph_buffers(const KvCache &kv) const {
     return p;
 }
 
-// The step padded to a graph size by repeating its first token (same cell, same values:
-// the duplicate writes agree), replayed from the graph of that size.
+// The step padded to a graph size by repeating its first token (rope_store_kv skips the
+// copies: they write nothing to the cache), replayed from the graph of that size.
 void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
 #ifdef LLAISYS_ENABLE_NVIDIA
     const size_t n = s.n;

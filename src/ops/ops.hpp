@@ -13,8 +13,10 @@ void add(tensor_t c, tensor_t a, tensor_t b);
 void argmax(tensor_t max_idx, tensor_t max_val, tensor_t vals);
 void embedding(tensor_t out, tensor_t index, tensor_t weight);
 void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias /* may be null */);
-// Up to 4 products of one input (a layer's q/k/v, its gate/up), each as linear(out, in,
-// weight, bias): on the CPU one parallel pass over all their weights when they share a dtype.
+// Up to 4 products of one input with model weights (a layer's q/k/v, its gate/up, or one
+// product), each as linear(out, in, weight, bias): on the CPU one parallel pass over all their
+// weights when they share a dtype. The weights must not be written by work still queued on
+// the device: the GPU's GEMV starts loading them before it waits for the kernel before it.
 struct LinearProduct {
     tensor_t out, weight, bias;
 };

@@ -44,8 +44,11 @@ __device__ __forceinline__ void allow_dependents_early() {
 #endif
 }
 
-// Whether the current device takes programmatic dependent launches (compute capability 9+).
-bool dependent_launch_supported();
+// Whether kernel may be launched as a dependent on the current device: the device takes
+// programmatic dependent launches (compute capability 9+) and the kernel's code came from
+// sm_90+ PTX, so its wait_for_prior_grid() is there (a build whose newest PTX is older, run
+// by the driver's JIT on a newer GPU, compiled the wait out).
+bool dependent_launch_allowed(const void *kernel);
 
 template <typename... Params, typename... Args>
 void launch_dependent(const char *op, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
@@ -59,7 +62,7 @@ void launch_dependent(const char *op, void (*kernel)(Params...), dim3 grid, dim3
     config.dynamicSmemBytes = smem;
     config.stream = stream();
     config.attrs = &attr;
-    config.numAttrs = dependent_launch_supported() ? 1 : 0;
+    config.numAttrs = dependent_launch_allowed(reinterpret_cast<const void *>(kernel)) ? 1 : 0;
     check_cuda(cudaLaunchKernelEx(&config, kernel, Params(args)...), op);
 }
 

@@ -186,18 +186,22 @@ cudaStream_t stream() {
     return s;
 }
 
-bool dependent_launch_supported() {
+bool dependent_launch_allowed(const void *kernel) {
     static std::mutex mutex;
-    static auto *major = new std::vector<int>();
+    static auto *allowed = new std::map<std::pair<int, const void *>, bool>();
     int dev = 0;
     check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
     std::lock_guard<std::mutex> lock(mutex);
-    if (size_t(dev) >= major->size()) major->resize(size_t(dev) + 1, -1);
-    int &cc = (*major)[size_t(dev)];
-    if (cc < 0)
-        check_cuda(cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev),
+    auto [it, fresh] = allowed->try_emplace({dev, kernel}, false);
+    if (fresh) {
+        int major = 0;
+        check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev),
                    "cudaDeviceGetAttribute");
-    return cc >= 9;
+        cudaFuncAttributes attr{};
+        check_cuda(cudaFuncGetAttributes(&attr, kernel), "cudaFuncGetAttributes");
+        it->second = major >= 9 && attr.ptxVersion >= 90;
+    }
+    return it->second;
 }
 
 void memory_info(int device_id, size_t *free_bytes, size_t *total_bytes) {

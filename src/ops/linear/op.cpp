@@ -56,13 +56,8 @@ cpu::LinearOperands checked(const tensor_t &out, const tensor_t &in, const tenso
             k};
 }
 
-} // namespace
-
-void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias) {
-    linear_shared_input(in, {{out, weight, bias}});
-}
-
-void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> products) {
+void run_products(tensor_t in, std::initializer_list<LinearProduct> products,
+                  bool constant_weights) {
     CHECK_ARG(products.size() >= 1 && products.size() <= cpu::kMaxSharedInput, "linear: 1 to ",
               cpu::kMaxSharedInput, " products of one input, got ", products.size());
     std::array<cpu::LinearOperands, cpu::kMaxSharedInput> ops;
@@ -73,11 +68,21 @@ void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> produ
         return cpu::linear_shared_input(ops.data(), count);
 #ifdef LLAISYS_ENABLE_NVIDIA
     case LLAISYS_DEVICE_NVIDIA:
-        return nvidia::linear_shared_input(ops.data(), count);
+        return nvidia::linear_shared_input(ops.data(), count, constant_weights);
 #endif
     default:
         unsupported_device("linear", in);
     }
+}
+
+} // namespace
+
+void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias) {
+    run_products(in, {{out, weight, bias}}, false);
+}
+
+void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> products) {
+    run_products(in, products, true);
 }
 
 } // namespace llaisys::ops

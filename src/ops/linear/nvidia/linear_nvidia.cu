@@ -95,7 +95,7 @@ template <typename P> __device__ __forceinline__ P pick(const P (&a)[cpu::kMaxSh
 
 template <typename T, int M>
 __global__ void __launch_bounds__(kGemvWarps * 32)
-    gemv_kernel(GemvProducts p, const T *x, size_t ldx, int k, int slices) {
+    gemv_kernel(GemvProducts p, const T *x, size_t ldx, int k, int slices, bool weights_first) {
     constexpr int V = 16 / sizeof(T);
     __shared__ float partial[kGemvWarps][M];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -113,8 +113,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     const int step = 32 * V * slices, round = kGemvLoads * step;
     int base = (slice * 32 + lane) * V;
     // W rounds are double-buffered: the next round's loads are in flight while this one is
-    // dotted. The first round does not depend on earlier kernels and is issued before the
-    // wait for them.
+    // dotted. Model weights do not depend on earlier kernels: their first round is issued
+    // before the wait for them.
     uint4 next[kGemvLoads];
     auto load_round = [&](int at) {
 #pragma unroll
@@ -122,8 +122,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
             if (active && at + u * step < k)
                 next[u] = __ldcs(reinterpret_cast<const uint4 *>(wr + at + u * step));
     };
+    if (!weights_first) wait_for_prior_grid();
     load_round(base);
-    wait_for_prior_grid();
+    if (weights_first) wait_for_prior_grid();
     allow_dependents_early();
     for (; active && base < k; base += round) {
         uint4 wv[kGemvLoads];
@@ -157,10 +158,11 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     static_cast<T *>(pick(p.out, j))[size_t(lane) * n + c] = from_float<T>(sum);
 }
 
-template <typename T, int M = 1> void launch_gemv(const cpu::LinearOperands *ops, size_t count) {
+template <typename T, int M = 1>
+void launch_gemv(const cpu::LinearOperands *ops, size_t count, bool weights_first) {
     const cpu::LinearOperands &op = ops[0];
     if constexpr (M < kGemvRows) {
-        if (int(op.m) > M) return launch_gemv<T, M + 1>(ops, count);
+        if (int(op.m) > M) return launch_gemv<T, M + 1>(ops, count, weights_first);
     }
     GemvProducts p{};
     size_t cols = 0;
@@ -179,7 +181,7 @@ template <typename T, int M = 1> void launch_gemv(const cpu::LinearOperands *ops
     const size_t cols_per_block = size_t(kGemvWarps / slices);
     launch_dependent("linear (gemv)", gemv_kernel<T, M>,
                      unsigned((cols + cols_per_block - 1) / cols_per_block), kGemvWarps * 32, 0, p,
-                     reinterpret_cast<const T *>(op.x), op.ldx, int(op.k), slices);
+                     reinterpret_cast<const T *>(op.x), op.ldx, int(op.k), slices, weights_first);
 }
 
 bool gemv_fits(const cpu::LinearOperands &op) {
@@ -204,9 +206,9 @@ cudaDataType_t cuda_type(llaisysDataType_t dtype) {
 
 } // namespace
 
-void linear(const cpu::LinearOperands &op) {
+void linear(const cpu::LinearOperands &op, bool constant_weights) {
     const cudaDataType_t type = cuda_type(op.wtype);
-    if (gemv_fits(op)) return nvidia::linear_shared_input(&op, 1);
+    if (gemv_fits(op)) return nvidia::linear_shared_input(&op, 1, constant_weights);
     if (op.bias)
         dispatch_cuda_float(op.wtype, "linear", [&](auto tag) {
             using T = std::remove_pointer_t<decltype(tag)>;
@@ -223,7 +225,7 @@ void linear(const cpu::LinearOperands &op) {
                  "cublasGemmEx");
 }
 
-void linear_shared_input(const cpu::LinearOperands *ops, size_t count) {
+void linear_shared_input(const cpu::LinearOperands *ops, size_t count, bool constant_weights) {
     size_t cols = 0;
     bool one_launch = true;
     for (size_t i = 0; i < count; ++i) {
@@ -231,12 +233,12 @@ void linear_shared_input(const cpu::LinearOperands *ops, size_t count) {
         cols += ops[i].n;
     }
     if (!one_launch || cols >= (size_t(1) << 31)) {
-        for (size_t i = 0; i < count; ++i) nvidia::linear(ops[i]);
+        for (size_t i = 0; i < count; ++i) nvidia::linear(ops[i], constant_weights);
         return;
     }
     cuda_type(ops[0].wtype); // the dtype check of the GEMM path
     dispatch_cuda_float(ops[0].wtype, "linear", [&](auto tag) {
-        launch_gemv<std::remove_pointer_t<decltype(tag)>>(ops, count);
+        launch_gemv<std::remove_pointer_t<decltype(tag)>>(ops, count, constant_weights);
     });
 }
 

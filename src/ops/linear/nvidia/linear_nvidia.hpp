@@ -6,9 +6,11 @@ namespace llaisys::ops::nvidia {
 
 // out[m, n] = x[m, k] . W[n, k]^T + bias through cuBLAS: F32/F16/BF16 operands of one
 // dtype, f32 accumulation (no TF32). Quantized weights are not taken on the GPU.
-void linear(const cpu::LinearOperands &op);
+// constant_weights: no queued work writes W, so a GEMV may load it before it waits for the
+// kernel before it (programmatic dependent launch).
+void linear(const cpu::LinearOperands &op, bool constant_weights);
 // Products of one x (same m, k, ldx): one GEMV launch for all of them when each is
 // decode-sized and their weights share a dtype, else one linear each.
-void linear_shared_input(const cpu::LinearOperands *ops, size_t count);
+void linear_shared_input(const cpu::LinearOperands *ops, size_t count, bool constant_weights);
 
 } // namespace llaisys::ops::nvidia

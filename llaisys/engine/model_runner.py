@@ -135,14 +135,16 @@ class ModelRunner:
         if self.layout == "slot":
             return DecodeBatch(tokens=tokens, positions=positions, seq_ids=rows, output=output,
                                sampling=sampling, want_logits=want_logits), out_seqs
-        self._sync_tables(seqs, seq_rows)
+        width = self._sync_tables(seqs, seq_rows)
         bs = self.block_size
         slots = self._slots[:n]
         np.multiply(self._tables[rows, positions // bs], bs, out=slots, dtype=np.int64)
         slots += positions % bs
+        # Only the columns the batch's longest table uses: the core copies every cell it is
+        # given, and max_model_len may be far longer than any running sequence.
         return DecodeBatch(
             tokens=tokens, positions=positions, seq_ids=rows, output=output, slots=slots,
-            block_tables=self._tables[:max(seq_rows) + 1], sampling=sampling,
+            block_tables=self._tables[:max(seq_rows) + 1, :width], sampling=sampling,
             want_logits=want_logits), out_seqs
 
     def release(self, seq: Sequence, block_ids: list[int]) -> None:
@@ -170,14 +172,17 @@ class ModelRunner:
         self._mask_stops_until[row] = p.min_tokens if stops else 0
         return row
 
-    def _sync_tables(self, seqs: list[Sequence], seq_rows: list[int]) -> None:
-        """Appends to each row's table the blocks its sequence gained since the last step."""
-        written = self._table_len
+    def _sync_tables(self, seqs: list[Sequence], seq_rows: list[int]) -> int:
+        """Appends to each row's table the blocks its sequence gained since the last step;
+        returns the longest table's length."""
+        written, width = self._table_len, 1
         for s, r in zip(seqs, seq_rows, strict=True):
             table = s.block_table
             if len(table) != written[r]:  # tables only grow while a sequence keeps its row
                 self._tables[r, written[r]:len(table)] = table[written[r]:]
                 written[r] = len(table)
+            width = max(width, written[r])
+        return width
 
     def _sampling_rows(self, seqs: list[Sequence], rows: np.ndarray) -> tuple[np.ndarray, bool]:
         """The sampling params of the output rows, and whether any of them needs logits."""

@@ -63,7 +63,7 @@ class ModelRunner:
         self._row_sampling = np.zeros(max_num_seqs, dtype=SAMPLING_DTYPE)  # seed: 0
         self._seed_base = np.zeros(max_num_seqs, dtype=np.uint64)
         self._always_logits = np.zeros(max_num_seqs, dtype=bool)  # penalties or logprobs
-        self._mask_stops_until = np.zeros(max_num_seqs, dtype=np.int64)  # min_tokens with stops
+        self._mask_stops_until = np.zeros(max_num_seqs, dtype=np.uint64)  # min_tokens with stops
 
     def run(self, sched: SchedulerOutput) -> ModelOutput:
         t0 = time.perf_counter()

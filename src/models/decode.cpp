@@ -361,14 +361,12 @@ bool Model::graph_step(const KvCache &kv, const Step &s, const LlaisysBatch &b) 
 std::vector<const void *> Model::graph_buffers(const KvCache &kv) const {
     std::vector<const void *> p;
     auto add = [&](const tensor_t &t) { p.push_back(t ? t->data() : nullptr); };
-    for (const tensor_t *t : {&ws_.x,           &ws_.xn,        &ws_.q,
-                              &ws_.k,           &ws_.v,         &ws_.attn,
-                              &ws_.o,           &ws_.gate,      &ws_.up,
-                              &ws_.act,         &ws_.out_x,     &ws_.logits,
-                              &ws_.out_ids,     &ws_.tokens_i,  &ws_.pos_i,
-                              &ws_.cells_i,     &ws_.key_row_i, &ws_.n_keys_i,
-                              &ws_.key_table_i, &ws_.params_u8, &ws_.attn_scratch,
-                              &embed_,          &norm_,         &lm_head_})
+    for (const tensor_t *t :
+         {&ws_.x,         &ws_.xn,       &ws_.q,           &ws_.k,         &ws_.v,
+          &ws_.attn,      &ws_.o,        &ws_.gate,        &ws_.up,        &ws_.act,
+          &ws_.logits,    &ws_.out_ids,  &ws_.tokens_i,    &ws_.pos_i,     &ws_.cells_i,
+          &ws_.key_row_i, &ws_.n_keys_i, &ws_.key_table_i, &ws_.params_u8, &ws_.attn_scratch,
+          &embed_,        &norm_,        &lm_head_})
         add(*t);
     for (size_t l = 0; l < meta_.n_layer; ++l) {
         add(ws_.backup_k[l]);

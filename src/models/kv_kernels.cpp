@@ -7,8 +7,6 @@
 #include "ops/checks.hpp"
 #include "ops/ops.hpp"
 
-#include <cmath>
-
 namespace llaisys::models {
 
 namespace {
@@ -28,12 +26,16 @@ void check_rows(const char *op, const tensor_t &cells, const tensor_t &idx, cons
         shape_str(rows->shape()));
 }
 
-void move_rows(const char *op, bool scatter, const tensor_t &idx,
-               std::initializer_list<RowMove> moves) {
+void check_index(const char *op, const tensor_t &idx) {
     ops::check_not_null(op, {&idx});
     ops::check_dtype(op, idx, LLAISYS_DTYPE_I64, "idx");
     ops::check_contiguous(op, {idx});
     CHECK_SHAPE(idx->ndim() == 1, op, ": idx must be 1-D, got ", shape_str(idx->shape()));
+}
+
+void move_rows(const char *op, bool scatter, const tensor_t &idx,
+               std::initializer_list<RowMove> moves) {
+    check_index(op, idx);
     CHECK_ARG(moves.size() >= 1 && moves.size() <= cpu::kMaxRowMoves, op, ": 1 to ",
               cpu::kMaxRowMoves, " moves, got ", moves.size());
     cpu::RowMoves m{};
@@ -78,32 +80,22 @@ void rope_store_kv(tensor_t q, tensor_t k, tensor_t v, tensor_t pos, float theta
         return scatter_rows(cells, {{k_cache, k}, {v_cache, v}});
     }
 #ifdef LLAISYS_ENABLE_NVIDIA
-    // The checks the composed ops above make, for the one kernel.
-    ops::check_same_device(op, {q, k, v, pos, k_cache, v_cache, cells});
-    ops::check_float(op, {q});
-    ops::check_same_dtype(op, {q, k, v, k_cache, v_cache});
-    ops::check_dtype(op, pos, LLAISYS_DTYPE_I64, "pos");
-    ops::check_dtype(op, cells, LLAISYS_DTYPE_I64, "cells");
-    ops::check_contiguous(op, {q, k, v, pos, k_cache, v_cache, cells});
-    const size_t n = q->dim(0);
-    CHECK_SHAPE(q->ndim() == 3 && k->ndim() == 3 && v->ndim() == 3 && k_cache->ndim() == 3 &&
-                    v_cache->ndim() == 3 && k->dim(0) == n && v->dim(0) == n && pos->numel() == n &&
-                    cells->numel() == n && k->dim(2) == q->dim(2) && q->dim(2) % 2 == 0 &&
-                    k->dim(1) == v->dim(1) && k_cache->dim(1) == k->dim(1) &&
-                    k_cache->dim(2) == k->dim(2) && v_cache->dim(1) == v->dim(1) &&
-                    v_cache->dim(2) == v->dim(2),
-                op, ": shapes do not fit: q ", shape_str(q->shape()), ", k ", shape_str(k->shape()),
-                ", v ", shape_str(v->shape()), ", caches ", shape_str(k_cache->shape()), " and ",
-                shape_str(v_cache->shape()));
-    CHECK_ARG(std::isfinite(theta) && theta > 0.0f, op, ": theta must be positive, got ", theta);
+    // The checks of the composed ops above, for the one kernel, which also steps q, k and v
+    // at their packed row pitch.
+    ops::check_rope(op, q, q, pos, theta);
+    ops::check_rope(op, k, k, pos, theta);
+    ops::check_same_dtype(op, {q, k});
+    ops::check_contiguous(op, {q, k, v});
+    CHECK_SHAPE(k->dim(2) == q->dim(2), op, ": q ", shape_str(q->shape()), " and k ",
+                shape_str(k->shape()), " differ in head dim");
+    check_index(op, cells);
+    check_rows(op, k_cache, cells, k);
+    check_rows(op, v_cache, cells, v);
     if (backup_k) {
-        ops::check_same_device(op, {q, backup_k, backup_v});
-        ops::check_same_dtype(op, {q, backup_k, backup_v});
-        ops::check_contiguous(op, {backup_k, backup_v});
-        CHECK_SHAPE(backup_k->numel() == k->numel() && backup_v->numel() == v->numel(), op,
-                    ": backups ", shape_str(backup_k->shape()), " and ",
-                    shape_str(backup_v->shape()), " do not hold k and v");
+        check_rows(op, k_cache, cells, backup_k);
+        check_rows(op, v_cache, cells, backup_v);
     }
+    const size_t n = q->dim(0);
     nvidia::rope_store_kv(
         q->data(), k->data(), v->data(), reinterpret_cast<const int64_t *>(pos->data()),
         reinterpret_cast<const int64_t *>(cells->data()), k_cache->data(), v_cache->data(),

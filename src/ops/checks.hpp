@@ -3,6 +3,7 @@
 
 #include "tensor/tensor.hpp"
 
+#include <cmath>
 #include <initializer_list>
 
 namespace llaisys::ops {
@@ -65,6 +66,27 @@ inline void check_unit_last_stride(const char *op, std::initializer_list<tensor_
     for (const tensor_t &t : ts)
         CHECK_SHAPE(t->shape().back() <= 1 || t->strides().back() == 1, op, ": last dim of ",
                     t->info(), " must have unit stride");
+}
+
+// rope's operands (the op and the decoder's fused K/V store): in/out [n, heads, d] with d
+// even and a unit last stride, pos_ids I64 [n], theta positive.
+inline void check_rope(const char *op, const tensor_t &out, const tensor_t &in,
+                       const tensor_t &pos_ids, float theta) {
+    check_not_null(op, {&out, &in, &pos_ids});
+    check_same_device(op, {out, in, pos_ids});
+    check_float(op, {in});
+    check_same_dtype(op, {out, in});
+    check_dtype(op, pos_ids, LLAISYS_DTYPE_I64, "pos_ids");
+    check_ndim(op, in, 3, "in");
+    check_ndim(op, pos_ids, 1, "pos_ids");
+    CHECK_SHAPE(out->shape() == in->shape(), op, ": out ", shape_str(out->shape()), " and in ",
+                shape_str(in->shape()), " differ");
+    CHECK_SHAPE(pos_ids->dim(0) == in->dim(0), op, ": pos_ids ", shape_str(pos_ids->shape()),
+                " does not match ", in->dim(0), " tokens");
+    CHECK_SHAPE(in->dim(2) % 2 == 0, op, ": head dim ", in->dim(2), " must be even");
+    CHECK_ARG(std::isfinite(theta) && theta > 0.0f, op, ": theta must be positive, got ", theta);
+    check_unit_last_stride(op, {out, in});
+    check_contiguous(op, {pos_ids});
 }
 
 [[noreturn]] inline void unsupported_device(const char *op, const tensor_t &t) {

@@ -103,6 +103,15 @@ def test_quantized_weight_when_linear_then_matches_dequantized_reference(
 
 
 @pytest.mark.parametrize("wtype", list(QUANT_TYPES), ids=lambda d: d.name)
+def test_gguf_blocks_on_the_gpu_when_linear_then_dtype_error(wtype: DataType, test_device: str):
+    if test_device != "nvidia":
+        pytest.skip("the GPU refuses GGUF blocks; the CPU takes them (tests above)")
+    w, _ = _quantized(np.random.default_rng(4), 8, 64, wtype)
+    with pytest.raises(llaisys.DTypeError):
+        ops.linear(Tensor.empty((1, 8)), Tensor.from_numpy(np.ones((1, 64), np.float32)), w)
+
+
+@pytest.mark.parametrize("wtype", list(QUANT_TYPES), ids=lambda d: d.name)
 def test_row_strided_input_when_quantized_linear_then_matches_reference(wtype: DataType):
     m, k, n = 9, 64, 13
     rng = np.random.default_rng(3)

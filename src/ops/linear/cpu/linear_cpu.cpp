@@ -114,8 +114,6 @@ void gemm_blas(const Kernels &kf, const KernelArgs *as, size_t count) {
 
 } // namespace
 
-void linear(const LinearOperands &op) { linear_shared_input(&op, 1); }
-
 void linear_shared_input(const LinearOperands *ops, size_t count) {
     CHECK_ARG(count >= 1 && count <= kMaxSharedInput, "linear: 1 to ", kMaxSharedInput,
               " products of one input, got ", count);

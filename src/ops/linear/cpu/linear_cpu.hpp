@@ -21,8 +21,6 @@ struct LinearOperands {
     size_t m, n, k;
 };
 
-void linear(const LinearOperands &op);
-
 // Products of one input (same x, m, k and x dtype): where the streaming kernels run (few
 // rows) and the weights share a dtype, one parallel pass covers the weight blocks of all of
 // them, so a decode step pays one OpenMP region for a layer's q/k/v instead of three.

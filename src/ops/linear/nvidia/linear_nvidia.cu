@@ -229,6 +229,7 @@ void linear_shared_input(const cpu::LinearOperands *ops, size_t count, bool cons
     size_t cols = 0;
     bool one_launch = true;
     for (size_t i = 0; i < count; ++i) {
+        cuda_type(ops[i].wtype); // quantized weights are refused before gemv_fits sizes them
         one_launch = one_launch && gemv_fits(ops[i]) && ops[i].wtype == ops[0].wtype;
         cols += ops[i].n;
     }
@@ -236,7 +237,6 @@ void linear_shared_input(const cpu::LinearOperands *ops, size_t count, bool cons
         for (size_t i = 0; i < count; ++i) nvidia::linear(ops[i], constant_weights);
         return;
     }
-    cuda_type(ops[0].wtype); // the dtype check of the GEMM path
     dispatch_cuda_float(ops[0].wtype, "linear", [&](auto tag) {
         launch_gemv<std::remove_pointer_t<decltype(tag)>>(ops, count, constant_weights);
     });

@@ -13,7 +13,7 @@ transformers (bf16, same GPU, same process) as the peer and the ratios printed:
 
     python scripts/bench_gpu.py                       # writes the checkpoint once
     python scripts/bench_gpu.py --num-seqs 64 --skip-hf
-    python scripts/bench_gpu.py --skip-hf --profile   # + llaisys' kernels of a prefill
+    python scripts/bench_gpu.py --skip-hf --profile   # + kernel and step-phase profiles
 
 llaisys' decode and prefill figures call Model.decode directly (BLOCK KV, greedy sampling
 in the core); throughput runs the whole engine.
@@ -52,8 +52,9 @@ def parse_args() -> argparse.Namespace:
                    choices=["decode", "prefill", "throughput"])
     p.add_argument("--skip-hf", action="store_true")
     p.add_argument("--profile", action="store_true",
-                   help="print the GPU time of each kernel of one more llaisys prefill "
-                        "(torch.profiler)")
+                   help="also profile (torch.profiler): the kernels of 32 single-stream decode "
+                        "steps and of one prefill, a 256-sequence decode step, and the "
+                        "engine's step phases over the workload")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 

@@ -97,14 +97,16 @@ def build_tools() -> bool:
     return all(shutil.which(tool) for tool in ("cmake", "ninja"))
 
 
+def compiler_file(compiler: str, name: str) -> str:
+    """The path the compiler links name from (the bare name when it has none)."""
+    return subprocess.run([compiler, f"-print-file-name={name}"], capture_output=True,
+                          text=True).stdout.strip()
+
+
 def asan_runtime() -> bool:
-    """Whether the C++ compiler finds an ASan runtime to preload (sanitizer_env): a compiler
-    without one prints the bare name back."""
+    """Whether the C++ compiler finds an ASan runtime to preload (sanitizer_env)."""
     cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if not cxx:
-        return False
-    found = subprocess.run([cxx, "-print-file-name=libasan.so"], capture_output=True,
-                           text=True).stdout.strip()
+    found = compiler_file(cxx, "libasan.so") if cxx else ""
     return os.path.isabs(found) and os.path.exists(found)
 
 
@@ -142,13 +144,10 @@ def sanitizer_env(build_dir: Path, env: dict[str, str]) -> dict[str, str]:
     cache = (build_dir / "CMakeCache.txt").read_text()
     compiler = re.search(r"^CMAKE_CXX_COMPILER:\w+=(.+)$", cache, re.M).group(1)
 
-    def runtime(name: str) -> str:
-        return subprocess.run([compiler, f"-print-file-name={name}"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-
     # The ASan runtime must come first; libstdc++ is preloaded with it so ASan's __cxa_throw
     # interceptor finds the real one (python itself does not link libstdc++).
-    return {**env, "LD_PRELOAD": f"{runtime('libasan.so')} {runtime('libstdc++.so')}",
+    preload = f"{compiler_file(compiler, 'libasan.so')} {compiler_file(compiler, 'libstdc++.so')}"
+    return {**env, "LD_PRELOAD": preload,
             # CPython keeps its allocations to the end: leak reports would be noise.
             "ASAN_OPTIONS": "detect_leaks=0",
             "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}

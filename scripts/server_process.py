@@ -23,8 +23,9 @@ def start_server(server_args: list[str], *, timeout: float, log: IO[str] | None 
     """`python -m llaisys.server *server_args` on 127.0.0.1 (output to log, or inherited);
     returns the process and its base URL. SystemExit if it dies or is not healthy in time."""
     port = free_port()
-    cmd = [sys.executable, "-m", "llaisys.server", *server_args, "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning"]
+    # The caller's arguments last, so that they may override the log level.
+    cmd = [sys.executable, "-m", "llaisys.server", "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning", *server_args]
     print("starting:", " ".join(cmd), file=sys.stderr, flush=True)
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT if log else None)
     deadline = time.monotonic() + timeout

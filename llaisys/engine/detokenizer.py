@@ -29,8 +29,8 @@ class IncrementalDetokenizer:
         self._skip = skip_special_tokens
         # Ids that decode to nothing in any context: skipped special tokens, and ids past the
         # tokenizer's vocabulary (a model's embedding table may be larger).
-        self._silent = (set(tokenizer.all_special_ids) if skip_special_tokens else set(),
-                        tokenizer.vocab_size)
+        self._special = tokenizer.all_special_ids if skip_special_tokens else frozenset()
+        self._vocab = tokenizer.vocab_size
         self._ids = list(prompt_token_ids[-_CONTEXT_TOKENS:])
         self._prefix = 0
         self._read = len(self._ids)
@@ -41,10 +41,10 @@ class IncrementalDetokenizer:
 
     def add(self, token_id: int, *, check_stop: bool = True) -> tuple[str, str | None]:
         """Adds one token; returns (text delta to emit now, matched stop string or None)."""
-        special, vocab = self._silent
-        if token_id in special or token_id >= vocab:
-            # Kept out of the decode window, which would otherwise widen with every such token.
-            return self._emit(len(self.text) - self._held()), None
+        if token_id in self._special or token_id >= self._vocab:
+            # Kept out of the decode window, which would otherwise widen with every such token;
+            # the text is unchanged, so nothing new is emitted.
+            return "", None
         self._ids.append(token_id)
         prefix_text = self._tok.decode(self._ids[self._prefix:self._read], self._skip)
         new_text = self._tok.decode(self._ids[self._prefix:], self._skip)

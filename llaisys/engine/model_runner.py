@@ -20,10 +20,12 @@ import numpy as np
 from ..models.model import SAMPLING_DTYPE, DecodeBatch, KvCache, Model
 from .sampler import (
     adjust_logits,
-    mix_seed,
+    always_needs_logits,
     needs_adjustment,
     resample,
     seed_bases,
+    seeds_from_bases,
+    stop_mask_until,
     top_logprobs,
 )
 from .scheduler import SchedulerOutput
@@ -140,8 +142,8 @@ class ModelRunner:
         slots = self._slots[:n]
         np.multiply(self._tables[rows, positions // bs], bs, out=slots, dtype=np.int64)
         slots += positions % bs
-        # Only the columns the batch's longest table uses: the core copies every cell it is
-        # given, and max_model_len may be far longer than any running sequence.
+        # Only the columns the batch's longest table uses (Model.decode copies the view into
+        # a contiguous array): max_model_len may be far longer than any running sequence.
         return DecodeBatch(
             tokens=tokens, positions=positions, seq_ids=rows, output=output, slots=slots,
             block_tables=self._tables[:max(seq_rows) + 1, :width], sampling=sampling,
@@ -164,12 +166,12 @@ class ModelRunner:
     def _take_row(self, seq: Sequence) -> int:
         """A row for seq, filled with what stays fixed while it runs."""
         row = seq.batch_row = heapq.heappop(self._free_rows)
-        p, stops = seq.params, seq.request.stop_token_ids
+        p = seq.params
         self._row_sampling[row] = (p.temperature, p.top_k, p.top_p, p.min_p, 0)
         self._seed_base[row] = seed_bases(np.array([seq.request.seed], np.uint64),
                                           np.array([seq.index], np.uint64))[0]
-        self._always_logits[row] = p.has_penalties or p.logprobs is not None
-        self._mask_stops_until[row] = p.min_tokens if stops else 0
+        self._always_logits[row] = always_needs_logits(seq)
+        self._mask_stops_until[row] = stop_mask_until(seq)
         return row
 
     def _sync_tables(self, seqs: list[Sequence], seq_rows: list[int]) -> int:
@@ -190,7 +192,7 @@ class ModelRunner:
         sampling = self._sampling[:m]
         np.take(self._row_sampling, rows, out=sampling)
         steps = np.fromiter((s.num_output_tokens for s in seqs), np.uint64, m)
-        sampling["seed"] = mix_seed(self._seed_base[rows] ^ steps)
+        sampling["seed"] = seeds_from_bases(self._seed_base[rows], steps)
         want_logits = bool(self._always_logits[rows].any()
                            or (steps < self._mask_stops_until[rows]).any())
         return sampling, want_logits

@@ -53,14 +53,11 @@ class StepProfiler:
     def split(self, kind: str = "decode", num_seqs: int | None = None) -> dict[str, float]:
         """Median seconds per phase over the steps of `kind` with `num_seqs` sequences
         (None: the largest batch seen for that kind); empty if there are none."""
-        _, steps = self._steps(kind, num_seqs)
-        if not steps:
-            return {}
-        return {p: statistics.median(r.seconds.get(p, 0.0) for r in steps) for p in PHASES}
+        return _medians(self._steps(kind, num_seqs)[1])
 
     def format_split(self, kind: str = "decode", num_seqs: int | None = None) -> str:
         num_seqs, steps = self._steps(kind, num_seqs)
-        split = self.split(kind, num_seqs)
+        split = _medians(steps)
         if not split:
             return f"{kind}: no steps recorded"
         count = len(steps)
@@ -70,3 +67,10 @@ class StepProfiler:
                           for p, s in split.items())
         return (f"{kind} step at batch {num_seqs} (median of {count}): {1e3 * total:.2f} ms = "
                 f"{cells}; outside the core forward {100 * outside / total:.1f}%")
+
+
+def _medians(steps: list[StepRecord]) -> dict[str, float]:
+    """Median seconds per phase over steps; empty if there are none."""
+    if not steps:
+        return {}
+    return {p: statistics.median(r.seconds.get(p, 0.0) for r in steps) for p in PHASES}

@@ -16,7 +16,7 @@ from ..tensor import DataType, Tensor
 from .sequence import Sequence
 
 
-def mix_seed(x: np.ndarray) -> np.ndarray:
+def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser over uint64 values (numpy wraps modulo 2**64)."""
     x = x + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -26,21 +26,35 @@ def mix_seed(x: np.ndarray) -> np.ndarray:
 
 def seed_bases(seeds: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """The per-sample part of step_seeds, fixed while a sequence runs."""
-    return mix_seed(mix_seed(seeds.astype(np.uint64, copy=False))
+    return _mix(_mix(seeds.astype(np.uint64, copy=False))
                     ^ indices.astype(np.uint64, copy=False))
+
+
+def seeds_from_bases(bases: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """step_seeds from the per-sample bases (seed_bases) and the output positions."""
+    return _mix(bases ^ steps.astype(np.uint64, copy=False))
 
 
 def step_seeds(seeds: np.ndarray, indices: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """Each draw's seed (uint64): depends only on (request seed, sample index, output
     position), so a seeded output does not depend on the batch it ran in."""
-    return mix_seed(seed_bases(seeds, indices) ^ steps.astype(np.uint64, copy=False))
+    return seeds_from_bases(seed_bases(seeds, indices), steps)
+
+
+def stop_mask_until(seq: Sequence) -> int:
+    """Output tokens before which the stop tokens are masked (min_tokens, when any)."""
+    return seq.params.min_tokens if seq.request.stop_token_ids else 0
 
 
 def needs_adjustment(seq: Sequence) -> bool:
     """Penalties, or stop tokens to mask until min_tokens."""
-    p = seq.params
-    return p.has_penalties or (seq.num_output_tokens < p.min_tokens
-                               and bool(seq.request.stop_token_ids))
+    return seq.params.has_penalties or seq.num_output_tokens < stop_mask_until(seq)
+
+
+def always_needs_logits(seq: Sequence) -> bool:
+    """Whether every step of seq asks the core for logits (penalties or logprobs); the
+    other reason, the min_tokens mask, ends with stop_mask_until."""
+    return seq.params.has_penalties or seq.params.logprobs is not None
 
 
 def adjust_logits(logits: np.ndarray, seqs: list[Sequence], stop_ids: list[list[int]]) -> None:

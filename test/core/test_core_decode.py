@@ -143,13 +143,14 @@ def test_long_and_fresh_sequences_when_decoded_on_4_threads_then_each_matches_al
 
     model, _ = tiny_model("llama", device=test_device, hidden=120, heads=(5, 1))
     long_toks, fresh = tokens_of(14, 150), tokens_of(15, 1)
+    threads = runtime.get_num_threads()
     runtime.set_num_threads(4)
     try:
         run = CacheRunner(model, "block", n_cells=256, block_size=16)
         run.decode([SeqChunk(0, long_toks[:-1], outputs="none")])
         res = run.decode([SeqChunk(0, long_toks[-1:], start=149), SeqChunk(1, fresh)])
     finally:
-        runtime.set_num_threads(0)
+        runtime.set_num_threads(threads)
     long_alone = CacheRunner(model, "block", n_cells=256, block_size=16).decode(
         [SeqChunk(0, long_toks)]).logits
     np.testing.assert_allclose(res.logits[0], long_alone[-1], atol=1e-5, rtol=0)

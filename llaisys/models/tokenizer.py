@@ -108,6 +108,11 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ use --
 
+    @property
+    def backend(self) -> Backend:
+        """The `tokenizers` tokenizer (the detokenizer streams its decoding)."""
+        return self._backend
+
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return self._backend.encode(text, add_special_tokens=add_special_tokens).ids
 

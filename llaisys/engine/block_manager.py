@@ -11,7 +11,7 @@ freed prefix can still be hit; allocation takes the least recently released bloc
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .sequence import Sequence
 
@@ -114,21 +114,23 @@ class BlockManager:
         child.last_block_hash = (self.blocks[child.block_table[child.num_hashed_blocks - 1]].hash
                                  if child.num_hashed_blocks else None)
 
-    def register_computed(self, seq: Sequence) -> None:
-        """Publishes seq's newly completed full blocks in the prefix cache."""
+    def register_computed(self, seqs: Iterable[Sequence]) -> None:
+        """Publishes the sequences' newly completed full blocks in the prefix cache (all of a
+        step's sequences in one call: most have completed none)."""
         if not self.enable_prefix_caching:
             return
         bs = self.block_size
-        while (seq.num_hashed_blocks + 1) * bs <= seq.num_computed_tokens:
-            i = seq.num_hashed_blocks
-            tokens = tuple(seq.token_ids[i * bs:(i + 1) * bs])
-            h = hash((seq.last_block_hash, tokens))
-            block = self.blocks[seq.block_table[i]]
-            if block.hash is None:
-                block.hash, block.token_ids = h, tokens
-                self._cached.setdefault(h, block.block_id)
-            seq.last_block_hash = h
-            seq.num_hashed_blocks += 1
+        for seq in seqs:
+            while (seq.num_hashed_blocks + 1) * bs <= seq.num_computed_tokens:
+                i = seq.num_hashed_blocks
+                tokens = tuple(seq.token_ids[i * bs:(i + 1) * bs])
+                h = hash((seq.last_block_hash, tokens))
+                block = self.blocks[seq.block_table[i]]
+                if block.hash is None:
+                    block.hash, block.token_ids = h, tokens
+                    self._cached.setdefault(h, block.block_id)
+                seq.last_block_hash = h
+                seq.num_hashed_blocks += 1
 
     def free(self, seq: Sequence) -> None:
         """Drops seq's references; blocks reaching 0 return to the pool (its last block

@@ -185,29 +185,37 @@ class LLMEngine:
                 req.unforked = []
 
     def _process(self, out: ModelOutput, chunks: list[StreamChunk]) -> None:
+        # Runs once per sampled token: locals instead of Sequence properties, and a finish
+        # reason looked up only when the branch taken finished the (running) sequence.
         now = time.time()
         max_len = self.config.max_model_len
+        self._generation_tokens += len(out.seqs)
         for seq, tok, lp in zip(out.seqs, out.token_ids, out.logprobs, strict=True):
-            req, p = seq.request, seq.params
-            seq.token_ids.append(tok)
-            self._generation_tokens += 1
+            req, token_ids = seq.request, seq.token_ids
+            p = req.params
+            token_ids.append(tok)
+            num_output = len(token_ids) - seq.num_prompt_tokens
             if req.first_token_time is None:
                 req.first_token_time = now
             if lp is not None:
                 seq.logprobs.append(lp)
+            finished = True
             if tok in req.stop_token_ids:
                 text = seq.detokenizer.flush()
                 seq.state.finish_stopped(tok)
             else:
-                text, stop = seq.detokenizer.add(tok, check_stop=seq.num_output_tokens
-                                                 > p.min_tokens)
+                text, stop = seq.detokenizer.add(tok, check_stop=num_output > p.min_tokens)
                 if stop is not None:
                     seq.state.finish_stopped(stop)
-                elif seq.num_output_tokens >= p.max_tokens or seq.num_tokens >= max_len:
+                elif num_output >= p.max_tokens or len(token_ids) >= max_len:
                     text += seq.detokenizer.flush()
                     seq.state.finish_length()
-            chunks.append(self._chunk(seq, [tok], text, lp))
-            if seq.finished:
+                else:
+                    finished = False
+            chunks.append(StreamChunk(
+                req.request_id, seq.index, [tok], text, None if lp is None else [lp],
+                seq.state.status.finish_reason if finished else None))
+            if finished:
                 self.scheduler.finish(seq)
                 if req.finished:
                     self._finalize(req)

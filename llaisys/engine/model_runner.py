@@ -64,6 +64,7 @@ class ModelRunner:
         self._table_len = [0] * max_num_seqs  # leading entries of _tables written
         self._row_sampling = np.zeros(max_num_seqs, dtype=SAMPLING_DTYPE)  # seed: 0
         self._seed_base = np.zeros(max_num_seqs, dtype=np.uint64)
+        self._prompt_len = np.zeros(max_num_seqs, dtype=np.int64)
         self._always_logits = np.zeros(max_num_seqs, dtype=bool)  # penalties or logprobs
         self._mask_stops_until = np.zeros(max_num_seqs, dtype=np.uint64)  # min_tokens with stops
 
@@ -112,7 +113,7 @@ class ModelRunner:
             positions[:] = [s.num_computed_tokens for s in seqs]
             rows, output, out_seqs = self._seq_ids[:k], self._ones[:k], list(seqs)
             rows[:] = seq_rows
-            out_rows = rows
+            out_rows, out_positions = rows, positions
         else:
             lens = np.array(sched.num_tokens, dtype=np.int64)
             starts = np.fromiter((s.num_computed_tokens for s in seqs), np.int64, k)
@@ -131,9 +132,10 @@ class ModelRunner:
             out_seqs = [s for s, d in zip(seqs, done.tolist(), strict=True) if d]
             out_rows = np.array([r for r, d in zip(seq_rows, done.tolist(), strict=True) if d],
                                 dtype=np.int32)
+            out_positions = positions[(first + lens - 1)[done]]
         sampling, want_logits = None, False
         if out_seqs:
-            sampling, want_logits = self._sampling_rows(out_seqs, out_rows)
+            sampling, want_logits = self._sampling_rows(out_rows, out_positions)
         if self.layout == "slot":
             return DecodeBatch(tokens=tokens, positions=positions, seq_ids=rows, output=output,
                                sampling=sampling, want_logits=want_logits), out_seqs
@@ -170,6 +172,7 @@ class ModelRunner:
         self._row_sampling[row] = (p.temperature, p.top_k, p.top_p, p.min_p, 0)
         self._seed_base[row] = seed_bases(np.array([seq.request.seed], np.uint64),
                                           np.array([seq.index], np.uint64))[0]
+        self._prompt_len[row] = seq.num_prompt_tokens
         self._always_logits[row] = always_needs_logits(seq)
         self._mask_stops_until[row] = stop_mask_until(seq)
         return row
@@ -177,21 +180,23 @@ class ModelRunner:
     def _sync_tables(self, seqs: list[Sequence], seq_rows: list[int]) -> int:
         """Appends to each row's table the blocks its sequence gained since the last step;
         returns the longest table's length."""
-        written, width = self._table_len, 1
+        written = self._table_len
         for s, r in zip(seqs, seq_rows, strict=True):
             table = s.block_table
             if len(table) != written[r]:  # tables only grow while a sequence keeps its row
                 self._tables[r, written[r]:len(table)] = table[written[r]:]
                 written[r] = len(table)
-            width = max(width, written[r])
-        return width
+        return max(1, max(map(written.__getitem__, seq_rows), default=1))
 
-    def _sampling_rows(self, seqs: list[Sequence], rows: np.ndarray) -> tuple[np.ndarray, bool]:
-        """The sampling params of the output rows, and whether any of them needs logits."""
-        m = len(seqs)
-        sampling = self._sampling[:m]
+    def _sampling_rows(self, rows: np.ndarray, positions: np.ndarray
+                       ) -> tuple[np.ndarray, bool]:
+        """The sampling params of the output rows (their last tokens at `positions`), and
+        whether any of them needs logits."""
+        sampling = self._sampling[:len(rows)]
         np.take(self._row_sampling, rows, out=sampling)
-        steps = np.fromiter((s.num_output_tokens for s in seqs), np.uint64, m)
+        # The token sampled after position p is output token p + 1 - prompt length (from
+        # arrays: no per-sequence Python call).
+        steps = (positions + 1 - self._prompt_len[rows]).astype(np.uint64)
         sampling["seed"] = seeds_from_bases(self._seed_base[rows], steps)
         want_logits = bool(self._always_logits[rows].any()
                            or (steps < self._mask_stops_until[rows]).any())

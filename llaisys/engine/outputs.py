@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(slots=True)  # one per sampled token: slots make it about twice as cheap to build
 class StreamChunk:
     """What one step adds to one sample of one request."""
 

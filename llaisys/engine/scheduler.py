@@ -81,7 +81,9 @@ class RequestScheduler:
         for seq in list(self.running):  # chunked prompts in progress
             if budget == 0:
                 break
-            if seq.state.status is RequestStatus.RUNNING and seq.num_uncomputed_tokens > 1:
+            # The token count first: in a decode step it rules out every sequence.
+            if len(seq.token_ids) - seq.num_computed_tokens > 1 and \
+                    seq.state.status is RequestStatus.RUNNING:
                 n = min(seq.num_uncomputed_tokens, budget)
                 # Mixed: no preemption here, its victims may already decode in this step.
                 if self.mixed_batches and not self.bm.can_allocate(
@@ -121,13 +123,18 @@ class RequestScheduler:
 
     def _decode(self, out: SchedulerOutput, budget: int) -> int:
         """One token for every running sequence whose prompt is computed; the budget left."""
+        # Once per running sequence per step: attributes rather than properties, and the
+        # usual case (the last block has room for the token) checked before _reserve.
+        bs = self.bm.block_size
+        seqs, num_tokens = out.seqs, out.num_tokens
         for seq in list(self.running):
             if budget == 0:
                 break
-            if (seq.state.status is RequestStatus.RUNNING and seq.num_uncomputed_tokens == 1
-                    and self._reserve(seq, 1, out)):
-                out.seqs.append(seq)
-                out.num_tokens.append(1)
+            computed = seq.num_computed_tokens
+            if (len(seq.token_ids) - computed == 1 and seq.state.status is RequestStatus.RUNNING
+                    and (computed < len(seq.block_table) * bs or self._reserve(seq, 1, out))):
+                seqs.append(seq)
+                num_tokens.append(1)
                 budget -= 1
         return budget
 
@@ -135,7 +142,7 @@ class RequestScheduler:
         """Records a step that ran: the scheduled tokens are now in the cache."""
         for seq, n in zip(out.seqs, out.num_tokens, strict=True):
             seq.num_computed_tokens += n
-            self.bm.register_computed(seq)
+        self.bm.register_computed(out.seqs)
 
     def finish(self, seq: Sequence) -> None:
         """Removes a finished sequence from the queues and frees its blocks."""

@@ -78,8 +78,8 @@ class LLM:
         try:
             for prompt, p in zip(inputs, params, strict=True):
                 ids.append(client.submit(prompt, p))
+            before = client.stats()  # only step() changes the counters: one call per step
             while len(results) < len(ids):
-                before = client.stats()
                 t0 = time.perf_counter()
                 chunks = client.step()
                 dt = max(time.perf_counter() - t0, 1e-9)
@@ -88,12 +88,12 @@ class LLM:
                     prefill_rate = (after.prompt_tokens - before.prompt_tokens) / dt
                 elif after.generation_tokens > before.generation_tokens:
                     decode_rate = (after.generation_tokens - before.generation_tokens) / dt
-                for chunk in chunks:
-                    if chunk.finish_reason is not None and chunk.request_id not in results:
-                        out = client.collect(chunk.request_id)
-                        if out is not None:
-                            results[out.request_id] = out
-                            bar.update(1)
+                before = after
+                # A chunk per sampled token; only the few final ones matter here.
+                for rid in [c.request_id for c in chunks if c.finish_reason is not None]:
+                    if rid not in results and (out := client.collect(rid)) is not None:
+                        results[rid] = out
+                        bar.update(1)
                 bar.set_postfix_str(f"prefill {prefill_rate:.0f} tok/s, decode "
                                     f"{decode_rate:.0f} tok/s", refresh=False)
         except BaseException:  # a bad prompt, Ctrl-C: leave the engine clean for the next call

@@ -17,7 +17,7 @@ def admit(bm: BlockManager, seq: Sequence) -> None:
     cached = bm.cached_prefix(seq)
     bm.allocate(seq, seq.num_tokens, cached)
     seq.num_computed_tokens = seq.num_tokens
-    bm.register_computed(seq)
+    bm.register_computed([seq])
 
 
 def test_fresh_pool_when_allocating_then_takes_ceil_tokens_over_block_size():

@@ -158,6 +158,16 @@ void slot_key_map(const KvCache &kv, Step &s) {
 
 tensor_t rows(const tensor_t &t, size_t n) { return t->slice(0, 0, n); }
 
+// Longest run of consecutive tokens of one sequence (they share a key list).
+size_t longest_run(const std::vector<int32_t> &seq) {
+    size_t longest = 0, run = 0;
+    for (size_t i = 0; i < seq.size(); ++i) {
+        run = i > 0 && seq[i] == seq[i - 1] ? run + 1 : 1;
+        longest = std::max(longest, run);
+    }
+    return longest;
+}
+
 } // namespace
 
 template <typename T>
@@ -210,8 +220,7 @@ tensor_t Model::finish_layer(const Layer &w, const tensor_t &next_norm, const te
     const tensor_t gate = rows(ws_.gate, r), up = rows(ws_.up, r), act = rows(ws_.act, r);
     ops::linear_shared_input(attn, {{o, w.o, nullptr}});
     ops::add_rms_norm(xn, x, o, w.post_norm, eps);
-    ops::linear_shared_input(xn, {{gate, w.gate, nullptr}, {up, w.up, nullptr}});
-    ops::swiglu(act, gate, up);
+    ops::linear_swiglu(act, xn, {gate, w.gate, nullptr}, {up, w.up, nullptr});
     ops::linear_shared_input(act, {{o, w.down, nullptr}});
     ops::add_rms_norm(xn, x, o, next_norm, eps);
     return xn;
@@ -227,6 +236,7 @@ Model::StepInputs Model::upload_step(const Step &s) {
                      upload(ws_.n_keys_i, LLAISYS_DTYPE_I32, s.n_keys),
                      s.block_size,
                      size_t(*std::max_element(s.n_keys.begin(), s.n_keys.end())),
+                     longest_run(s.seq),
                      nullptr};
     if (!s.out_rows.empty() && s.out_rows.size() < s.n)
         in.out_rows = upload(ws_.out_rows_i, LLAISYS_DTYPE_I64, s.out_rows);

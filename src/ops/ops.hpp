@@ -21,12 +21,17 @@ struct LinearProduct {
     tensor_t out, weight, bias;
 };
 void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> products);
+// out = swiglu(gate.out, up.out) of the two products above (model weights, no bias): the
+// products land in gate.out and up.out, except where the device fuses them (the GPU's
+// decode-sized GEMV writes out alone).
+void linear_swiglu(tensor_t out, tensor_t in, const LinearProduct &gate, const LinearProduct &up);
 void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps);
 // x += residual, then out = rms_norm(x): the residual add fused into the norm after it.
 void add_rms_norm(tensor_t out, tensor_t x, tensor_t residual, tensor_t weight, float eps);
 void rope(tensor_t out, tensor_t in, tensor_t pos_ids, float theta);
 void self_attention(tensor_t out, tensor_t q, tensor_t k, tensor_t v, float scale);
 void swiglu(tensor_t out, tensor_t gate, tensor_t up);
+void check_swiglu(const tensor_t &out, const tensor_t &gate, const tensor_t &up);
 void rearrange(tensor_t out, tensor_t in);
 void sample(tensor_t out_ids, tensor_t logits, const LlaisysSamplingParams *params);
 // The same with the params already in a U8 tensor on the logits' device, checked by the

@@ -85,6 +85,21 @@ void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> produ
     run_products(in, products, true);
 }
 
+void linear_swiglu(tensor_t out, tensor_t in, const LinearProduct &gate, const LinearProduct &up) {
+    check_not_null("linear", {&in});
+    check_swiglu(out, gate.out, up.out);
+#ifdef LLAISYS_ENABLE_NVIDIA
+    if (in->device_type() == LLAISYS_DEVICE_NVIDIA) {
+        const cpu::LinearOperands ops[2] = {checked(gate.out, in, gate.weight, gate.bias),
+                                            checked(up.out, in, up.weight, up.bias)};
+        check_same_device("linear", {in, out});
+        if (nvidia::linear_swiglu(ops, out->data())) return;
+    }
+#endif
+    run_products(in, {gate, up}, true);
+    swiglu(out, gate.out, up.out);
+}
+
 } // namespace llaisys::ops
 
 __C llaisysStatus_t llaisysLinear(llaisysTensor_t out, llaisysTensor_t in, llaisysTensor_t weight,

@@ -7,7 +7,7 @@
 
 namespace llaisys::ops {
 
-void swiglu(tensor_t out, tensor_t gate, tensor_t up) {
+void check_swiglu(const tensor_t &out, const tensor_t &gate, const tensor_t &up) {
     check_not_null("swiglu", {&out, &gate, &up});
     check_same_device("swiglu", {out, gate, up});
     check_float("swiglu", {gate});
@@ -16,6 +16,10 @@ void swiglu(tensor_t out, tensor_t gate, tensor_t up) {
                 "swiglu: shapes differ: ", shape_str(out->shape()), ", ", shape_str(gate->shape()),
                 ", ", shape_str(up->shape()));
     check_contiguous("swiglu", {out, gate, up});
+}
+
+void swiglu(tensor_t out, tensor_t gate, tensor_t up) {
+    check_swiglu(out, gate, up);
     switch (out->device_type()) {
     case LLAISYS_DEVICE_CPU:
         return cpu::swiglu(out->data(), gate->data(), up->data(), out->dtype(), out->numel());

@@ -196,12 +196,13 @@ __global__ void __launch_bounds__(kMergeThreads)
 }
 
 // Splits of each token's keys for n tokens in blocks of units (token, KV head[, chunk]):
-// enough blocks to fill target, none shorter than 16 keys of max_keys. With target <=
+// enough blocks to fill target, none shorter than min_keys of max_keys (a kernel's tile: a
+// shorter split reads the tile anyway and only adds partials to merge). With target <=
 // kTargetBlocks, n * splits <= n + kTargetBlocks.
-inline int attention_splits(int units, int target, int max_keys) {
+inline int attention_splits(int units, int target, int max_keys, int min_keys) {
     units = std::max(units, 1);
-    return std::max(
-        1, std::min({(target + units - 1) / units, (std::max(max_keys, 1) + 15) / 16, kMaxSplits}));
+    return std::max(1, std::min({(target + units - 1) / units,
+                                 (std::max(max_keys, 1) + min_keys - 1) / min_keys, kMaxSplits}));
 }
 
 // Launches attention_kernel on grid (tokens, KV heads x chunks, splits).
@@ -233,13 +234,14 @@ void per_token_attention(T *out, const T *q, const T *k, const T *v, const Atten
         with_dc(std::false_type());
 }
 
-// Launches the attention of a.n query tokens, none reading more than max_keys keys, on
-// device device_id. scratch (a.n * a.nh * splits * (a.dv + 2) floats) holds the splits'
-// partial results; null: taken from the allocator for this call (never while a graph is
-// being captured: the graph would keep writing to a block handed out again).
+// Launches the attention of a.n query tokens, none reading more than max_keys keys, in runs
+// of at most max_run consecutive tokens of one key list, on device device_id. scratch (a.n *
+// a.nh * splits * (a.dv + 2) floats) holds the splits' partial results; null: taken from the
+// allocator for this call (never while a graph is being captured: the graph would keep
+// writing to a block handed out again).
 template <typename T, typename KeyAddr>
 void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &a,
-               const KeyAddr &keys, int max_keys, int device_id, float *scratch,
+               const KeyAddr &keys, int max_keys, int max_run, int device_id, float *scratch,
                size_t scratch_floats) {
     CHECK_ARG(a.d <= 256 && a.dv <= 256,
               "attention: head dims above 256 are not supported on "
@@ -249,7 +251,9 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
     bool tensor_cores = false, flash = false;
     if constexpr (!std::is_same_v<T, float>) {
         tensor_cores = flash_fits(out, q, k, v, a, keys);
-        flash = tensor_cores && a.n >= kFlashMinTokens;
+        // A tile goes to the prefill kernel with kFlashMinTokens tokens in kFlashMaxRuns runs.
+        flash =
+            tensor_cores && a.n >= kFlashMinTokens && max_run * kFlashMaxRuns >= kFlashMinTokens;
         if (flash) flash_attention(out, q, k, v, a, keys);
     }
     const int chunks = (a.nh / a.nkvh + kMaxGroup - 1) / kMaxGroup;
@@ -259,8 +263,10 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
         if (decode_kernel)
             splits = attention_splits(
                 a.n * a.nkvh,
-                std::min(kTargetBlocks, flash_decode_resident_blocks<T, KeyAddr>(a.d)), max_keys);
-    if (!decode_kernel) splits = attention_splits(a.n * a.nkvh * chunks, kTargetBlocks, max_keys);
+                std::min(kTargetBlocks, flash_decode_resident_blocks<T, KeyAddr>(a.d)), max_keys,
+                kFlashKeys);
+    if (!decode_kernel)
+        splits = attention_splits(a.n * a.nkvh * chunks, kTargetBlocks, max_keys, 16);
     tensor_t owned;
     SplitOut part{nullptr, nullptr, nullptr, splits};
     if (splits > 1) {

@@ -1,18 +1,13 @@
 #include "ops/swiglu/nvidia/swiglu_nvidia.hpp"
 
 #include "device/nvidia/nvidia_common.cuh"
+#include "ops/swiglu/nvidia/swiglu_nvidia.cuh"
 
 namespace llaisys::ops::nvidia {
 
 namespace {
 
 using namespace device::nvidia;
-
-struct Swiglu {
-    __device__ float operator()(float gate, float up) const {
-        return up * gate / (1.0f + __expf(-gate));
-    }
-};
 
 } // namespace
 

@@ -7,7 +7,8 @@ text that could still begin a stop string is withheld until it can no longer mat
 
 With a `tokenizers` backend the window is decoded on the Rust side by a DecodeStream: the
 same prefix/read window, but the prefix's text is kept instead of decoded again for every
-token and no id lists cross into Rust (about 4x cheaper per token). Where the stream cannot
+token and no id lists cross into Rust (add() 2.73 -> 1.81 us a token on SmolLM2's
+tokenizer). Where the stream cannot
 start from the Python path's state it is not used (see _open_stream); a decoder that rewrites
 text it already produced (not byte-level BPE, sentencepiece or WordPiece) makes the stream
 fail ("invalid prefix"), and the Python path takes over from the same window.

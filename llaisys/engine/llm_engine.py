@@ -212,9 +212,7 @@ class LLMEngine:
                     seq.state.finish_length()
                 else:
                     finished = False
-            chunks.append(StreamChunk(
-                req.request_id, seq.index, [tok], text, None if lp is None else [lp],
-                seq.state.status.finish_reason if finished else None))
+            chunks.append(self._chunk(seq, [tok], text, lp))
             if finished:
                 self.scheduler.finish(seq)
                 if req.finished:

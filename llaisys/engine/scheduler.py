@@ -155,6 +155,7 @@ class RequestScheduler:
     def _reserve(self, seq: Sequence, n: int, out: SchedulerOutput) -> bool:
         """Blocks for n more tokens of a running seq, preempting the newest running sequences
         while they are short; False when seq itself had to be preempted."""
+        # The decode loop above checks this case inline before calling: keep them alike.
         if self.bm.blocks_for(seq.num_computed_tokens + n) <= len(seq.block_table):
             return True  # most decode steps: the last block has room
         while not self.bm.can_allocate(seq, seq.num_computed_tokens + n):

@@ -423,6 +423,10 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
         ws_.params_u8 = new_tensor({max_nb * sizeof(LlaisysSamplingParams)}, LLAISYS_DTYPE_U8);
     }
     StepInputs in = upload_step(s);
+    // One token a sequence: the padding copies of token 0 (discarded) must not count as a run,
+    // or a graph would hold an idle prefill launch (or, captured at one padding and replayed
+    // at another, attend the last tile by the other kernel).
+    in.keys.max_run = 1;
     // The attention's split over the keys follows the longest context rounded up to a power
     // of two: one graph per batch size and context bucket.
     size_t bucket = 64;

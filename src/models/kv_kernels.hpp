@@ -37,8 +37,9 @@ struct KeyMap {
     tensor_t n_keys;   // I32 [n]
     size_t block_size; // >= 1
     size_t max_keys;   // >= every n_keys (sizes the GPU's split over the keys)
-    size_t max_run;    // >= the longest run of consecutive tokens of one key list (a decode
-                       // batch's 1 spares the GPU its prefill kernel)
+    size_t max_run;    // >= the longest run of consecutive tokens of one key list whose
+                       // outputs are kept (a decode batch's 1 spares the GPU its prefill
+                       // kernel)
     tensor_t scratch;  // F32 [attention_scratch_floats(...)] for the GPU's split partials,
                        // or null: taken from the allocator per call
 };

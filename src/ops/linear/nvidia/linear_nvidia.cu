@@ -269,7 +269,7 @@ void linear_shared_input(const cpu::LinearOperands *ops, size_t count, bool cons
 bool linear_swiglu(const cpu::LinearOperands (&ops)[2], std::byte *out) {
     for (const cpu::LinearOperands &op : ops) {
         cuda_type(op.wtype); // quantized weights are refused before gemv_fits sizes them
-        if (!gemv_fits(op) || op.wtype != ops[0].wtype || op.n != ops[0].n) return false;
+        if (!gemv_fits(op) || op.wtype != ops[0].wtype) return false; // n: check_swiglu
     }
     if (2 * ops[0].n >= (size_t(1) << 31)) return false;
     dispatch_cuda_float(ops[0].wtype, "linear", [&](auto tag) {

@@ -14,7 +14,7 @@ void linear(const cpu::LinearOperands &op, bool constant_weights);
 void linear_shared_input(const cpu::LinearOperands *ops, size_t count, bool constant_weights);
 // out = swiglu(gate, up) of the products ops[0] (gate) and ops[1] (up), model weights, in
 // one GEMV launch that writes out alone; false (nothing launched) when the products are not
-// decode-sized.
+// decode-sized or their weights differ in dtype.
 bool linear_swiglu(const cpu::LinearOperands (&ops)[2], std::byte *out);
 
 } // namespace llaisys::ops::nvidia

@@ -75,15 +75,21 @@ def test_long_run_of_tokens_without_text_when_added_then_each_decode_stays_short
     assert tok.decoded_ids < 10 * 1002  # a window spanning the run would decode ~10^6 ids
 
 
-def test_token_with_text_only_in_context_when_added_then_kept():
-    """A sentencepiece-style decoder strips the first space of whatever it decodes, so "▁"
-    decodes to nothing alone but to a space before a word: it must stay in the window."""
+def sentencepiece_like_tokenizer() -> Tokenizer:
+    """<s>, "▁" and "▁Hello", decoded as sentencepiece does: "▁" becomes a space and the
+    first space of a decode is stripped."""
     backend = Backend(models.WordLevel({"<s>": 0, "▁": 1, "▁Hello": 2, "<unk>": 3},
                                        unk_token="<unk>"))
     backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.Fuse(),
                                          decoders.Strip(" ", 1, 0)])
     backend.add_special_tokens([AddedToken("<s>", special=True, normalized=False)])
-    tok = Tokenizer(backend, chat_template=None, special_tokens={"bos_token": "<s>"})
+    return Tokenizer(backend, chat_template=None, special_tokens={"bos_token": "<s>"})
+
+
+def test_token_with_text_only_in_context_when_added_then_kept():
+    """A sentencepiece-style decoder strips the first space of whatever it decodes, so "▁"
+    decodes to nothing alone but to a space before a word: it must stay in the window."""
+    tok = sentencepiece_like_tokenizer()
     detok = IncrementalDetokenizer(tok, [0])
     feed(detok, [1, 2])
     assert detok.text == tok.decode([1, 2]) == " Hello"
@@ -159,12 +165,7 @@ def test_context_ending_inside_a_character_when_opened_then_python_path(bpe: Tok
 
 
 def test_sentencepiece_leading_space_when_streamed_then_same_as_python_path():
-    backend = Backend(models.WordLevel({"<s>": 0, "▁": 1, "▁Hello": 2, "<unk>": 3},
-                                       unk_token="<unk>"))
-    backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.Fuse(),
-                                         decoders.Strip(" ", 1, 0)])
-    backend.add_special_tokens([AddedToken("<s>", special=True, normalized=False)])
-    tok = Tokenizer(backend, chat_template=None, special_tokens={"bos_token": "<s>"})
+    tok = sentencepiece_like_tokenizer()
     fast = assert_paths_agree(tok, [0, 2], [1, 2, 0, 2, 1])
     assert fast.text == "  Hello Hello "
 

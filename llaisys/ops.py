@@ -51,6 +51,15 @@ def swiglu(out: Tensor, gate: Tensor, up: Tensor) -> None:
     check(LIB.llaisysSwiGLU(_h(out), _h(gate), _h(up)))
 
 
+def linear_swiglu(out: Tensor, inp: Tensor, gate_weight: Tensor, up_weight: Tensor,
+                  gate: Tensor, up: Tensor, gate_bias: Tensor | None = None,
+                  up_bias: Tensor | None = None) -> None:
+    """out = swiglu(linear(inp, gate_weight, gate_bias), linear(inp, up_weight, up_bias));
+    gate and up are work space (their contents afterwards are unspecified)."""
+    check(LIB.llaisysLinearSwiGLU(_h(out), _h(inp), _h(gate_weight), _h(gate_bias),
+                                  _h(up_weight), _h(up_bias), _h(gate), _h(up)))
+
+
 def rearrange(out: Tensor, inp: Tensor) -> None:
     check(LIB.llaisysRearrange(_h(out), _h(inp)))
 

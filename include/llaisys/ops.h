@@ -55,6 +55,14 @@ __C LLAISYS_API llaisysStatus_t llaisysSelfAttention(llaisysTensor_t out, llaisy
 __C LLAISYS_API llaisysStatus_t llaisysSwiGLU(llaisysTensor_t out, llaisysTensor_t gate,
                                               llaisysTensor_t up);
 
+/* out [m, n] = swiglu(in . gate_weight^T + gate_bias, in . up_weight^T + up_bias): the
+ * gate/up products of an MLP and the SwiGLU after them (biases may be NULL). gate and up
+ * [m, n] are work space: they hold the products unless the device fuses them (the GPU does
+ * for decode-sized in, m <= 8), so their contents afterwards are unspecified. */
+__C LLAISYS_API llaisysStatus_t llaisysLinearSwiGLU(
+    llaisysTensor_t out, llaisysTensor_t in, llaisysTensor_t gate_weight, llaisysTensor_t gate_bias,
+    llaisysTensor_t up_weight, llaisysTensor_t up_bias, llaisysTensor_t gate, llaisysTensor_t up);
+
 /* Strided copy: out and in have the same shape and dtype, any strides. */
 __C LLAISYS_API llaisysStatus_t llaisysRearrange(llaisysTensor_t out, llaisysTensor_t in);
 

@@ -18,6 +18,7 @@ def declare(lib: ctypes.CDLL) -> None:
         "llaisysRope": [T, T, T, ctypes.c_float],
         "llaisysSelfAttention": [T, T, T, T, ctypes.c_float],
         "llaisysSwiGLU": [T, T, T],
+        "llaisysLinearSwiGLU": [T, T, T, T, T, T, T, T],
         "llaisysRearrange": [T, T],
         "llaisysSample": [T, T, ctypes.POINTER(LlaisysSamplingParams)],
     }

@@ -220,7 +220,7 @@ tensor_t Model::finish_layer(const Layer &w, const tensor_t &next_norm, const te
     const tensor_t gate = rows(ws_.gate, r), up = rows(ws_.up, r), act = rows(ws_.act, r);
     ops::linear_shared_input(attn, {{o, w.o, nullptr}});
     ops::add_rms_norm(xn, x, o, w.post_norm, eps);
-    ops::linear_swiglu(act, xn, {gate, w.gate, nullptr}, {up, w.up, nullptr});
+    ops::linear_swiglu(act, xn, {gate, w.gate, nullptr}, {up, w.up, nullptr}, true);
     ops::linear_shared_input(act, {{o, w.down, nullptr}});
     ops::add_rms_norm(xn, x, o, next_norm, eps);
     return xn;

@@ -21,10 +21,11 @@ struct LinearProduct {
     tensor_t out, weight, bias;
 };
 void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> products);
-// out = swiglu(gate.out, up.out) of the two products above (model weights): the products
-// land in gate.out and up.out, except where the device fuses them (the GPU's decode-sized
-// GEMV writes out alone).
-void linear_swiglu(tensor_t out, tensor_t in, const LinearProduct &gate, const LinearProduct &up);
+// out = swiglu(gate.out, up.out) of two products of in: the products land in gate.out and
+// up.out, except where the device fuses them (the GPU's decode-sized GEMV writes out alone).
+// constant_weights as for linear_shared_input (model weights: true).
+void linear_swiglu(tensor_t out, tensor_t in, const LinearProduct &gate, const LinearProduct &up,
+                   bool constant_weights);
 void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps);
 // x += residual, then out = rms_norm(x): the residual add fused into the norm after it.
 void add_rms_norm(tensor_t out, tensor_t x, tensor_t residual, tensor_t weight, float eps);

@@ -56,13 +56,19 @@ cpu::LinearOperands checked(const tensor_t &out, const tensor_t &in, const tenso
             k};
 }
 
-void run_products(tensor_t in, std::initializer_list<LinearProduct> products,
-                  bool constant_weights) {
+using Products = std::array<cpu::LinearOperands, cpu::kMaxSharedInput>;
+
+// The products' operands once every check passed; returns how many.
+size_t checked_products(const tensor_t &in, std::initializer_list<LinearProduct> products,
+                        Products &ops) {
     CHECK_ARG(products.size() >= 1 && products.size() <= cpu::kMaxSharedInput, "linear: 1 to ",
               cpu::kMaxSharedInput, " products of one input, got ", products.size());
-    std::array<cpu::LinearOperands, cpu::kMaxSharedInput> ops;
     size_t count = 0;
     for (const LinearProduct &p : products) ops[count++] = checked(p.out, in, p.weight, p.bias);
+    return count;
+}
+
+void run_checked(const tensor_t &in, const Products &ops, size_t count, bool constant_weights) {
     switch (in->device_type()) {
     case LLAISYS_DEVICE_CPU:
         return cpu::linear_shared_input(ops.data(), count);
@@ -75,6 +81,13 @@ void run_products(tensor_t in, std::initializer_list<LinearProduct> products,
     }
 }
 
+void run_products(tensor_t in, std::initializer_list<LinearProduct> products,
+                  bool constant_weights) {
+    Products ops;
+    const size_t count = checked_products(in, products, ops);
+    run_checked(in, ops, count, constant_weights);
+}
+
 } // namespace
 
 void linear(tensor_t out, tensor_t in, tensor_t weight, tensor_t bias) {
@@ -85,21 +98,35 @@ void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> produ
     run_products(in, products, true);
 }
 
-void linear_swiglu(tensor_t out, tensor_t in, const LinearProduct &gate, const LinearProduct &up) {
+void linear_swiglu(tensor_t out, tensor_t in, const LinearProduct &gate, const LinearProduct &up,
+                   bool constant_weights) {
     check_not_null("linear", {&in});
     check_swiglu(out, gate.out, up.out);
+    Products ops;
+    const size_t count = checked_products(in, {gate, up}, ops);
 #ifdef LLAISYS_ENABLE_NVIDIA
-    if (in->device_type() == LLAISYS_DEVICE_NVIDIA) {
-        const cpu::LinearOperands ops[2] = {checked(gate.out, in, gate.weight, gate.bias),
-                                            checked(up.out, in, up.weight, up.bias)};
-        if (nvidia::linear_swiglu(ops, out->data())) return;
-    }
+    if (in->device_type() == LLAISYS_DEVICE_NVIDIA &&
+        nvidia::linear_swiglu(ops.data(), out->data(), constant_weights))
+        return;
 #endif
-    run_products(in, {gate, up}, true);
+    run_checked(in, ops, count, constant_weights);
     swiglu(out, gate.out, up.out);
 }
 
 } // namespace llaisys::ops
+
+__C llaisysStatus_t llaisysLinearSwiGLU(llaisysTensor_t out, llaisysTensor_t in,
+                                        llaisysTensor_t gate_weight, llaisysTensor_t gate_bias,
+                                        llaisysTensor_t up_weight, llaisysTensor_t up_bias,
+                                        llaisysTensor_t gate, llaisysTensor_t up) {
+    return llaisys::api_guard([&] {
+        CHECK_ARG(out && in && gate_weight && up_weight && gate && up,
+                  "linear_swiglu: null tensor");
+        auto t = [](llaisysTensor_t h) { return h ? h->tensor : nullptr; };
+        llaisys::ops::linear_swiglu(t(out), t(in), {t(gate), t(gate_weight), t(gate_bias)},
+                                    {t(up), t(up_weight), t(up_bias)}, false);
+    });
+}
 
 __C llaisysStatus_t llaisysLinear(llaisysTensor_t out, llaisysTensor_t in, llaisysTensor_t weight,
                                   llaisysTensor_t bias) {

@@ -266,14 +266,14 @@ void linear_shared_input(const cpu::LinearOperands *ops, size_t count, bool cons
     });
 }
 
-bool linear_swiglu(const cpu::LinearOperands (&ops)[2], std::byte *out) {
-    for (const cpu::LinearOperands &op : ops) {
-        cuda_type(op.wtype); // quantized weights are refused before gemv_fits sizes them
-        if (!gemv_fits(op) || op.wtype != ops[0].wtype) return false; // n: check_swiglu
+bool linear_swiglu(const cpu::LinearOperands *ops, std::byte *out, bool constant_weights) {
+    for (size_t i = 0; i < 2; ++i) {
+        cuda_type(ops[i].wtype); // quantized weights are refused before gemv_fits sizes them
+        if (!gemv_fits(ops[i]) || ops[i].wtype != ops[0].wtype) return false; // n: check_swiglu
     }
     if (2 * ops[0].n >= (size_t(1) << 31)) return false;
     dispatch_cuda_float(ops[0].wtype, "linear", [&](auto tag) {
-        launch_gemv<std::remove_pointer_t<decltype(tag)>>(ops, 2, true, out);
+        launch_gemv<std::remove_pointer_t<decltype(tag)>>(ops, 2, constant_weights, out);
     });
     return true;
 }

@@ -12,9 +12,9 @@ void linear(const cpu::LinearOperands &op, bool constant_weights);
 // Products of one x (same m, k, ldx): one GEMV launch for all of them when each is
 // decode-sized and their weights share a dtype, else one linear each.
 void linear_shared_input(const cpu::LinearOperands *ops, size_t count, bool constant_weights);
-// out = swiglu(gate, up) of the products ops[0] (gate) and ops[1] (up), model weights, in
-// one GEMV launch that writes out alone; false (nothing launched) when the products are not
-// decode-sized or their weights differ in dtype.
-bool linear_swiglu(const cpu::LinearOperands (&ops)[2], std::byte *out);
+// out = swiglu(gate, up) of the products ops[0] (gate) and ops[1] (up) in one GEMV launch
+// that writes out alone; false (nothing launched) when the products are not decode-sized or
+// their weights differ in dtype. constant_weights as for linear.
+bool linear_swiglu(const cpu::LinearOperands *ops, std::byte *out, bool constant_weights);
 
 } // namespace llaisys::ops::nvidia

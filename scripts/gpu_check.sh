@@ -51,7 +51,8 @@ bench) bench=() ;;
 *)
     LLAISYS_TEST_DEVICE=nvidia LLAISYS_RUN_PARITY=always python3 -m pytest -q -rfEs \
         -p no:cacheprovider test/ops/test_ops_self_attention.py test/ops/test_ops_add.py \
-        test/ops/test_ops_swiglu.py test/core/test_core_prefill_attention.py \
+        test/ops/test_ops_swiglu.py test/ops/test_ops_linear_swiglu.py \
+        test/core/test_core_prefill_attention.py \
         test/core/test_core_decode.py test/parity/test_parity_gpu.py 2>&1 | tee "$logs/tests.log"
     ;;
 esac

@@ -28,6 +28,7 @@ using namespace device::nvidia;
 constexpr int kWarps = 4;
 constexpr int kMaxGroup = 8;           // query heads per block
 constexpr int kTargetBlocks = 8 * 132; // 8 resident blocks per SM of an H100/H200
+constexpr int kMinSplitKeys = 16;      // the per-token kernel's shortest split
 constexpr int kMaxSplits = 64;
 
 // Dot product of q_s[h] (f32, shared) with a K row, for the first nheads heads: 16-byte
@@ -266,7 +267,7 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
                 std::min(kTargetBlocks, flash_decode_resident_blocks<T, KeyAddr>(a.d)), max_keys,
                 kFlashKeys);
     if (!decode_kernel)
-        splits = attention_splits(a.n * a.nkvh * chunks, kTargetBlocks, max_keys, 16);
+        splits = attention_splits(a.n * a.nkvh * chunks, kTargetBlocks, max_keys, kMinSplitKeys);
     tensor_t owned;
     SplitOut part{nullptr, nullptr, nullptr, splits};
     if (splits > 1) {

@@ -50,15 +50,16 @@ __global__ void rope_store_kv_kernel(T *q, const T *k, const T *v, const int64_t
         for (size_t i = threadIdx.x; i < v_row; i += blockDim.x) backup_v[t * v_row + i] = vc[i];
         __syncthreads(); // every old value read before the cell is written
     }
-    const double p = double(pos[t]);
+    extern __shared__ float2 angles[];
+    ops::nvidia::rope_angles(angles, size_t(d), double(pos[t]), log_theta);
     const int half = d / 2;
     for (int j = threadIdx.x; j < nh * half; j += blockDim.x) {
         T *head = q + (size_t(t) * nh + j / half) * d;
-        ops::nvidia::rotate_pair(head, head, j % half, d, p, log_theta);
+        ops::nvidia::rotate_pair(head, head, j % half, half, angles[j % half]);
     }
     for (int j = threadIdx.x; j < nkvh * half; j += blockDim.x)
         ops::nvidia::rotate_pair(kc + size_t(j / half) * d, k + t * k_row + size_t(j / half) * d,
-                                 j % half, d, p, log_theta);
+                                 j % half, half, angles[j % half]);
     for (size_t i = threadIdx.x; i < v_row; i += blockDim.x) vc[i] = v[t * v_row + i];
 }
 
@@ -73,11 +74,12 @@ void rope_store_kv(std::byte *q, const std::byte *k, const std::byte *v, const i
         using T = std::remove_pointer_t<decltype(tag)>;
         const unsigned threads = unsigned(std::min<size_t>(256, std::max<size_t>(nh * d / 2, 32)));
         launch_dependent("rope_store_kv", rope_store_kv_kernel<T>, unsigned(n),
-                         (threads + 31) / 32 * 32, 0, reinterpret_cast<T *>(q),
-                         reinterpret_cast<const T *>(k), reinterpret_cast<const T *>(v), pos, cells,
-                         reinterpret_cast<T *>(k_cache), reinterpret_cast<T *>(v_cache),
-                         reinterpret_cast<T *>(backup_k), reinterpret_cast<T *>(backup_v), int(nh),
-                         int(nkvh), int(d), int(dv), std::log(double(theta)));
+                         (threads + 31) / 32 * 32, ops::nvidia::rope_angles_bytes(d),
+                         reinterpret_cast<T *>(q), reinterpret_cast<const T *>(k),
+                         reinterpret_cast<const T *>(v), pos, cells, reinterpret_cast<T *>(k_cache),
+                         reinterpret_cast<T *>(v_cache), reinterpret_cast<T *>(backup_k),
+                         reinterpret_cast<T *>(backup_v), int(nh), int(nkvh), int(d), int(dv),
+                         std::log(double(theta)));
     });
 }
 

@@ -14,13 +14,14 @@ __global__ void rope_kernel(T *out, cpu::TokenHeadStrides os, const T *in, cpu::
                             const int64_t *pos_ids, size_t heads, size_t d, double log_theta) {
     wait_for_prior_grid();
     allow_dependents_early();
+    extern __shared__ float2 angles[];
     const size_t half = d / 2, t = blockIdx.x;
-    const double pos = double(pos_ids[t]);
+    rope_angles(angles, d, double(pos_ids[t]), log_theta);
     for (size_t j = threadIdx.x; j < heads * half; j += blockDim.x) {
         const size_t h = j / half;
         rotate_pair(out + ptrdiff_t(t) * os.token + ptrdiff_t(h) * os.head,
-                    in + ptrdiff_t(t) * is.token + ptrdiff_t(h) * is.head, j % half, d, pos,
-                    log_theta);
+                    in + ptrdiff_t(t) * is.token + ptrdiff_t(h) * is.head, j % half, half,
+                    angles[j % half]);
     }
 }
 
@@ -33,9 +34,10 @@ void rope(std::byte *out, cpu::TokenHeadStrides out_strides, const std::byte *in
     dispatch_cuda_float(dtype, "rope", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
         const unsigned threads = unsigned(std::min<size_t>(heads * d / 2, 512));
-        launch_dependent("rope", rope_kernel<T>, unsigned(n), std::max(threads, 32u), 0,
-                         reinterpret_cast<T *>(out), out_strides, reinterpret_cast<const T *>(in),
-                         in_strides, pos_ids, heads, d, std::log(double(theta)));
+        launch_dependent("rope", rope_kernel<T>, unsigned(n), std::max(threads, 32u),
+                         rope_angles_bytes(d), reinterpret_cast<T *>(out), out_strides,
+                         reinterpret_cast<const T *>(in), in_strides, pos_ids, heads, d,
+                         std::log(double(theta)));
     });
 }
 

@@ -189,10 +189,14 @@ void Model::reserve(size_t tokens, size_t outputs, bool backups) {
         ws_.x = new_tensor({t, m.hidden_size}, dt);
         ws_.xn = new_tensor({t, m.hidden_size}, dt);
         ws_.o = new_tensor({t, m.hidden_size}, dt);
-        ws_.q = new_tensor({t, m.n_head, m.head_dim}, dt);
         ws_.attn = new_tensor({t, m.n_head, m.head_dim}, dt);
-        ws_.k = new_tensor({t, m.n_kv_head, m.head_dim}, dt);
-        ws_.v = new_tensor({t, m.n_kv_head, m.head_dim}, dt);
+        if (layers_[0].qkv) {
+            ws_.qkv = new_tensor({t, m.n_head + 2 * m.n_kv_head, m.head_dim}, dt);
+        } else {
+            ws_.q = new_tensor({t, m.n_head, m.head_dim}, dt);
+            ws_.k = new_tensor({t, m.n_kv_head, m.head_dim}, dt);
+            ws_.v = new_tensor({t, m.n_kv_head, m.head_dim}, dt);
+        }
         ws_.gate = new_tensor({t, m.intermediate_size}, dt);
         ws_.up = new_tensor({t, m.intermediate_size}, dt);
         ws_.act = new_tensor({t, m.intermediate_size}, dt);
@@ -205,6 +209,7 @@ void Model::reserve(size_t tokens, size_t outputs, bool backups) {
     if (outputs > ws_.outputs) {
         ws_.outputs = std::max(outputs, 2 * ws_.outputs);
         ws_.out_x = new_tensor({ws_.outputs, m.hidden_size}, dt);
+        ws_.out_attn = new_tensor({ws_.outputs, m.n_head * m.head_dim}, dt);
         ws_.logits = new_tensor({ws_.outputs, m.vocab_size}, dt);
         ws_.out_ids = new_tensor({ws_.outputs}, LLAISYS_DTYPE_I64);
     }
@@ -251,10 +256,14 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
     const tensor_t &tokens = in.tokens, &pos = in.pos, &cells = in.cells;
     const KeyMap &keys = in.keys;
     const tensor_t x = rows(ws_.x, n), xn = rows(ws_.xn, n);
-    const tensor_t q = rows(ws_.q, n), k = rows(ws_.k, n), v = rows(ws_.v, n);
-    const tensor_t attn = rows(ws_.attn, n);
     const size_t qd = m.n_head * m.head_dim, kvd = m.n_kv_head * m.head_dim;
-    const tensor_t q2 = q->view({n, qd}), k2 = k->view({n, kvd}), v2 = v->view({n, kvd});
+    const size_t nh = m.n_head, nkvh = m.n_kv_head;
+    // Fused: q, k and v are head ranges of one product's rows.
+    const tensor_t qkv = ws_.qkv ? rows(ws_.qkv, n) : nullptr;
+    const tensor_t q = qkv ? qkv->slice(1, 0, nh) : rows(ws_.q, n);
+    const tensor_t k = qkv ? qkv->slice(1, nh, nh + nkvh) : rows(ws_.k, n);
+    const tensor_t v = qkv ? qkv->slice(1, nh + nkvh, nh + 2 * nkvh) : rows(ws_.v, n);
+    const tensor_t attn = rows(ws_.attn, n);
     const tensor_t attn2 = attn->view({n, qd});
     const float scale = 1.f / std::sqrt(float(m.head_dim));
 
@@ -263,8 +272,12 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
     for (size_t l = 0; l < m.n_layer; ++l) {
         const Layer &w = layers_[l];
         const tensor_t &next_norm = l + 1 < m.n_layer ? layers_[l + 1].input_norm : norm_;
-        ops::linear_shared_input(xn,
-                                 {{q2, w.q, w.q_bias}, {k2, w.k, w.k_bias}, {v2, w.v, w.v_bias}});
+        if (qkv)
+            ops::linear_shared_input(xn, {{qkv->view({n, qd + 2 * kvd}), w.qkv, w.qkv_bias}});
+        else
+            ops::linear_shared_input(xn, {{q->view({n, qd}), w.q, w.q_bias},
+                                          {k->view({n, kvd}), w.k, w.k_bias},
+                                          {v->view({n, kvd}), w.v, w.v_bias}});
         // A BLOCK cache keeps what the cells held, to restore it if the call fails.
         rope_store_kv(q, k, v, pos, m.rope_theta, kv.k(l), kv.v(l), cells,
                       block ? rows(ws_.backup_k[l], n) : nullptr,
@@ -278,7 +291,7 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
         }
         // The rest of the last layer only matters for the rows that produce outputs.
         if (n_out == 0) return nullptr;
-        const tensor_t out_x = rows(ws_.out_x, n_out), out_attn = rows(q2, n_out);
+        const tensor_t out_x = rows(ws_.out_x, n_out), out_attn = rows(ws_.out_attn, n_out);
         gather_rows(in.out_rows, {{x, out_x}, {attn2, out_attn}});
         return finish_layer(w, next_norm, out_x, out_attn);
     }
@@ -371,12 +384,14 @@ bool Model::graph_step(const KvCache &kv, const Step &s, const LlaisysBatch &b) 
 std::vector<const void *> Model::graph_buffers(const KvCache &kv) const {
     std::vector<const void *> p;
     auto add = [&](const tensor_t &t) { p.push_back(t ? t->data() : nullptr); };
-    for (const tensor_t *t :
-         {&ws_.x,         &ws_.xn,       &ws_.q,           &ws_.k,         &ws_.v,
-          &ws_.attn,      &ws_.o,        &ws_.gate,        &ws_.up,        &ws_.act,
-          &ws_.logits,    &ws_.out_ids,  &ws_.tokens_i,    &ws_.pos_i,     &ws_.cells_i,
-          &ws_.key_row_i, &ws_.n_keys_i, &ws_.key_table_i, &ws_.params_u8, &ws_.attn_scratch,
-          &embed_,        &norm_,        &lm_head_})
+    for (const tensor_t *t : {&ws_.x,           &ws_.xn,        &ws_.q,
+                              &ws_.k,           &ws_.v,         &ws_.qkv,
+                              &ws_.attn,        &ws_.o,         &ws_.gate,
+                              &ws_.up,          &ws_.act,       &ws_.logits,
+                              &ws_.out_ids,     &ws_.tokens_i,  &ws_.pos_i,
+                              &ws_.cells_i,     &ws_.key_row_i, &ws_.n_keys_i,
+                              &ws_.key_table_i, &ws_.params_u8, &ws_.attn_scratch,
+                              &embed_,          &norm_,         &lm_head_})
         add(*t);
     for (size_t l = 0; l < meta_.n_layer; ++l) {
         add(ws_.backup_k[l]);
@@ -384,8 +399,9 @@ std::vector<const void *> Model::graph_buffers(const KvCache &kv) const {
         add(kv.k(l));
         add(kv.v(l));
         const Layer &w = layers_[l];
-        for (const tensor_t *t : {&w.input_norm, &w.post_norm, &w.q, &w.k, &w.v, &w.o, &w.q_bias,
-                                  &w.k_bias, &w.v_bias, &w.gate, &w.up, &w.down})
+        for (const tensor_t *t :
+             {&w.input_norm, &w.post_norm, &w.q, &w.k, &w.v, &w.o, &w.q_bias, &w.k_bias, &w.v_bias,
+              &w.qkv, &w.qkv_bias, &w.gate, &w.up, &w.down})
             add(*t);
     }
     return p;

@@ -14,11 +14,17 @@ namespace {
 // Bytes of one row (dims after the first) of a contiguous tensor.
 size_t row_bytes(const tensor_t &t) { return t->numel() ? t->nbytes() / t->dim(0) : 0; }
 
-void check_rows(const char *op, const tensor_t &cells, const tensor_t &idx, const tensor_t &rows) {
+// rows at any row pitch when row_pitch (a GPU kernel's operands), else contiguous.
+void check_rows(const char *op, const tensor_t &cells, const tensor_t &idx, const tensor_t &rows,
+                bool row_pitch = false) {
     ops::check_not_null(op, {&cells, &rows});
     ops::check_same_device(op, {cells, idx, rows});
     ops::check_same_dtype(op, {cells, rows});
-    ops::check_contiguous(op, {cells, rows});
+    ops::check_contiguous(op, {cells});
+    if (row_pitch)
+        ops::check_rows_contiguous(op, {rows});
+    else
+        ops::check_contiguous(op, {rows});
     CHECK_SHAPE(
         cells->ndim() >= 1 && rows->ndim() == cells->ndim() && idx->dim(0) == rows->dim(0) &&
             std::equal(cells->shape().begin() + 1, cells->shape().end(), rows->shape().begin() + 1),
@@ -81,16 +87,16 @@ void rope_store_kv(tensor_t q, tensor_t k, tensor_t v, tensor_t pos, float theta
     }
 #ifdef LLAISYS_ENABLE_NVIDIA
     // The checks of the composed ops above, for the one kernel, which also steps q, k and v
-    // at their packed row pitch.
+    // at their row pitch (each token's heads packed).
     ops::check_rope(op, q, q, pos, theta);
     ops::check_rope(op, k, k, pos, theta);
     ops::check_same_dtype(op, {q, k});
-    ops::check_contiguous(op, {q, k, v});
+    ops::check_rows_contiguous(op, {q, k, v});
     CHECK_SHAPE(k->dim(2) == q->dim(2), op, ": q ", shape_str(q->shape()), " and k ",
                 shape_str(k->shape()), " differ in head dim");
     check_index(op, cells);
-    check_rows(op, k_cache, cells, k);
-    check_rows(op, v_cache, cells, v);
+    check_rows(op, k_cache, cells, k, true);
+    check_rows(op, v_cache, cells, v, true);
     if (backup_k) {
         check_rows(op, k_cache, cells, backup_k);
         check_rows(op, v_cache, cells, backup_v);
@@ -100,7 +106,8 @@ void rope_store_kv(tensor_t q, tensor_t k, tensor_t v, tensor_t pos, float theta
         q->data(), k->data(), v->data(), reinterpret_cast<const int64_t *>(pos->data()),
         reinterpret_cast<const int64_t *>(cells->data()), k_cache->data(), v_cache->data(),
         backup_k ? backup_k->data() : nullptr, backup_v ? backup_v->data() : nullptr, q->dtype(), n,
-        q->dim(1), k->dim(1), q->dim(2), v->dim(2), theta);
+        q->dim(1), k->dim(1), q->dim(2), v->dim(2),
+        {ops::row_stride(q), ops::row_stride(k), ops::row_stride(v)}, theta);
 #endif
 }
 
@@ -113,8 +120,13 @@ void paged_attention(tensor_t out, tensor_t q, tensor_t k_cache, tensor_t v_cach
     ops::check_dtype(op, keys.table, LLAISYS_DTYPE_I32, "table");
     ops::check_dtype(op, keys.row, LLAISYS_DTYPE_I64, "row");
     ops::check_dtype(op, keys.n_keys, LLAISYS_DTYPE_I32, "n_keys");
-    ops::check_contiguous(op, {out, q, k_cache, v_cache, keys.table, keys.row, keys.n_keys});
+    ops::check_contiguous(op, {out, k_cache, v_cache, keys.table, keys.row, keys.n_keys});
     for (const tensor_t *t : {&out, &q, &k_cache, &v_cache}) ops::check_ndim(op, *t, 3, "operand");
+    // The GPU reads q at its row pitch (a head range of a fused q/k/v product).
+    if (q->device_type() == LLAISYS_DEVICE_NVIDIA)
+        ops::check_rows_contiguous(op, {q});
+    else
+        ops::check_contiguous(op, {q});
     const cpu::AttentionShape s{q->dim(0), q->dim(1), k_cache->dim(1), q->dim(2), v_cache->dim(2)};
     const std::vector<size_t> out_shape{s.n, s.nh, s.dv}, per_token{s.n};
     const bool fits = s.nkvh > 0 && s.nh % s.nkvh == 0 && k_cache->dim(2) == s.d &&
@@ -138,8 +150,8 @@ void paged_attention(tensor_t out, tensor_t q, tensor_t k_cache, tensor_t v_cach
             out->data(), q->data(), k_cache->data(), v_cache->data(),
             reinterpret_cast<const int32_t *>(keys.table->data()),
             reinterpret_cast<const int64_t *>(keys.row->data()),
-            reinterpret_cast<const int32_t *>(keys.n_keys->data()), keys.block_size, s, scale,
-            out->dtype(), keys.max_keys, keys.max_run, out->device_id(),
+            reinterpret_cast<const int32_t *>(keys.n_keys->data()), keys.block_size, s,
+            ops::row_stride(q), scale, out->dtype(), keys.max_keys, keys.max_run, out->device_id(),
             keys.scratch ? reinterpret_cast<float *>(keys.scratch->data()) : nullptr,
             keys.scratch ? keys.scratch->numel() : 0);
 #endif

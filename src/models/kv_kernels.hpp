@@ -24,6 +24,8 @@ void gather_rows(tensor_t idx, std::initializer_list<RowMove> moves);
 // d], k [n, nkvh, d], v [n, nkvh, dv], caches [cells, nkvh, d|dv], pos and cells I64 [n];
 // cells are distinct, except that a GPU graph step pads its batch with copies of token 0,
 // which the GPU kernel skips (one launch on the GPU; k may be rotated in place elsewhere).
+// On the GPU q, k and v may sit at any token pitch with each token's heads packed (head
+// ranges of a fused q/k/v product); the CPU takes them contiguous.
 void rope_store_kv(tensor_t q, tensor_t k, tensor_t v, tensor_t pos, float theta, tensor_t k_cache,
                    tensor_t v_cache, tensor_t cells, tensor_t backup_k, tensor_t backup_v);
 
@@ -49,7 +51,8 @@ struct KeyMap {
 size_t attention_scratch_floats(llaisysDeviceType_t device, size_t n, size_t nh, size_t dv);
 
 // out [n, nh, dv] = softmax(q . k^T * scale) v per token over its keys; q [n, nh, d],
-// k_cache [cells, nkvh, d], v_cache [cells, nkvh, dv], nh a multiple of nkvh.
+// k_cache [cells, nkvh, d], v_cache [cells, nkvh, dv], nh a multiple of nkvh. q is
+// contiguous, or on the GPU at any token pitch with its heads packed.
 void paged_attention(tensor_t out, tensor_t q, tensor_t k_cache, tensor_t v_cache,
                      const KeyMap &keys, float scale);
 

@@ -44,14 +44,17 @@ Model::Model(const LlaisysModelMeta &meta, llaisysDeviceType_t device, int devic
         const std::string p = "model.layers." + std::to_string(i) + ".";
         add_weight(p + "input_layernorm.weight", {h}, false, &l.input_norm);
         add_weight(p + "post_attention_layernorm.weight", {h}, false, &l.post_norm);
-        add_weight(p + "self_attn.q_proj.weight", {q, h}, true, &l.q);
-        add_weight(p + "self_attn.k_proj.weight", {kv, h}, true, &l.k);
-        add_weight(p + "self_attn.v_proj.weight", {kv, h}, true, &l.v);
+        const bool fuse = device_ == LLAISYS_DEVICE_NVIDIA;
+        tensor_t *qkv = fuse ? &l.qkv : nullptr, *qkv_bias = fuse ? &l.qkv_bias : nullptr;
+        const size_t rows = q + 2 * kv;
+        add_weight(p + "self_attn.q_proj.weight", {q, h}, true, &l.q, qkv, 0, rows);
+        add_weight(p + "self_attn.k_proj.weight", {kv, h}, true, &l.k, qkv, q, rows);
+        add_weight(p + "self_attn.v_proj.weight", {kv, h}, true, &l.v, qkv, q + kv, rows);
         add_weight(p + "self_attn.o_proj.weight", {h, q}, true, &l.o);
         if (meta_.attention_bias) {
-            add_weight(p + "self_attn.q_proj.bias", {q}, false, &l.q_bias);
-            add_weight(p + "self_attn.k_proj.bias", {kv}, false, &l.k_bias);
-            add_weight(p + "self_attn.v_proj.bias", {kv}, false, &l.v_bias);
+            add_weight(p + "self_attn.q_proj.bias", {q}, false, &l.q_bias, qkv_bias, 0, rows);
+            add_weight(p + "self_attn.k_proj.bias", {kv}, false, &l.k_bias, qkv_bias, q, rows);
+            add_weight(p + "self_attn.v_proj.bias", {kv}, false, &l.v_bias, qkv_bias, q + kv, rows);
         }
         add_weight(p + "mlp.gate_proj.weight", {inter, h}, true, &l.gate);
         add_weight(p + "mlp.up_proj.weight", {inter, h}, true, &l.up);
@@ -59,10 +62,11 @@ Model::Model(const LlaisysModelMeta &meta, llaisysDeviceType_t device, int devic
     }
 }
 
-void Model::add_weight(std::string name, std::vector<size_t> shape, bool projection,
-                       tensor_t *dst) {
+void Model::add_weight(std::string name, std::vector<size_t> shape, bool projection, tensor_t *dst,
+                       tensor_t *fused, size_t fused_row, size_t fused_rows) {
     weight_index_.emplace(name, weights_.size());
-    weights_.push_back(WeightSlot{std::move(name), std::move(shape), projection, dst});
+    weights_.push_back(WeightSlot{std::move(name), std::move(shape), projection, dst, fused,
+                                  fused_row, fused_rows});
 }
 
 tensor_t Model::new_tensor(const std::vector<size_t> &shape, llaisysDataType_t dtype) const {
@@ -104,13 +108,22 @@ void Model::set_weight(const std::string &name, const void *data, llaisysDataTyp
             lm_head_->load(data);
         }
     }
+    tensor_t t;
+    if (w.fused) { // the GPU converts every weight to meta_.dtype, so the rows always fit
+        if (!*w.fused) {
+            std::vector<size_t> whole = shape;
+            whole[0] = w.fused_rows;
+            *w.fused = new_tensor(whole, meta_.dtype);
+        }
+        t = (*w.fused)->slice(0, w.fused_row, w.fused_row + shape[0]);
+    }
     if (keep_quantized || dtype == meta_.dtype) {
-        tensor_t t = new_tensor(shape, dtype);
+        if (!t) t = new_tensor(shape, dtype);
         t->load(data);
         *w.dst = t;
         return;
     }
-    tensor_t t = new_tensor(shape, meta_.dtype);
+    if (!t) t = new_tensor(shape, meta_.dtype);
     if (device_ == LLAISYS_DEVICE_CPU) { // convert in place, no staging copy
         convert_weight(t->data(), meta_.dtype, data, dtype, t->numel());
     } else {

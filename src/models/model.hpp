@@ -34,19 +34,25 @@ public:
 private:
     struct Layer {
         tensor_t input_norm, post_norm, q, k, v, o, q_bias, k_bias, v_bias, gate, up, down;
+        // On the GPU q, k and v (and their biases) are row ranges of one matrix: one GEMM
+        // for the three, where cuBLAS took three GEMMs and three bias fills at ~5 us each.
+        tensor_t qkv, qkv_bias;
     };
     struct WeightSlot {
         std::string name;
         std::vector<size_t> shape;
         bool projection; // a matrix the linear op may take quantized
         tensor_t *dst;
+        tensor_t *fused = nullptr;            // GPU: the weight is rows fused_row.. of *fused
+        size_t fused_row = 0, fused_rows = 0; // fused_rows: rows of the whole *fused
     };
     // Per-step buffers sized to the largest batch seen; views of their first rows are used.
     struct Workspace {
         size_t tokens = 0, outputs = 0;
         tensor_t x, xn, q, k, v, attn, o, gate, up, act; // [tokens, ...]
-        std::vector<tensor_t> backup_k, backup_v;        // BLOCK rollback, per layer
-        tensor_t out_x, logits, out_ids;                 // [outputs, ...]
+        tensor_t qkv; // [tokens, nh + 2 nkvh, d]: a fused q/k/v product (q, k, v unused)
+        std::vector<tensor_t> backup_k, backup_v;  // BLOCK rollback, per layer
+        tensor_t out_x, out_attn, logits, out_ids; // [outputs, ...]
         // Step metadata, each grown on its own.
         tensor_t tokens_i, pos_i, cells_i, out_rows_i, key_row_i, n_keys_i, key_table_i;
         tensor_t params_u8;    // sampling params of a graph step, on the device
@@ -59,7 +65,8 @@ private:
         tensor_t out_rows; // when only some rows produce outputs
     };
 
-    void add_weight(std::string name, std::vector<size_t> shape, bool projection, tensor_t *dst);
+    void add_weight(std::string name, std::vector<size_t> shape, bool projection, tensor_t *dst,
+                    tensor_t *fused = nullptr, size_t fused_row = 0, size_t fused_rows = 0);
     tensor_t new_tensor(const std::vector<size_t> &shape, llaisysDataType_t dtype) const;
     void reserve(size_t tokens, size_t outputs, bool backups);
     // Grows buf to hold host and copies host into its first host.size() elements.

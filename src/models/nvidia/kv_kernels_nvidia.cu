@@ -18,10 +18,15 @@ struct PagedKeys {
     const int64_t *row;
     const int32_t *count;
     int block_size;
+    int block_shift;          // log2(block_size) when a power of two (shifts, not divisions,
+                              // in the decode kernel's address math), else -1
     ptrdiff_t k_cell, v_cell; // elements per cache cell
     __device__ int n_keys(int t) const { return count[t]; }
     __device__ int64_t list(int t) const { return row[t]; }
     __device__ ptrdiff_t cell(int t, int j) const {
+        if (block_shift >= 0)
+            return ptrdiff_t(table[row[t] + (j >> block_shift)]) << block_shift |
+                   (j & (block_size - 1));
         return ptrdiff_t(table[row[t] + j / block_size]) * block_size + j % block_size;
     }
     __device__ ptrdiff_t k_row(int t, int j) const { return cell(t, j) * k_cell; }
@@ -37,7 +42,7 @@ template <typename T>
 __global__ void rope_store_kv_kernel(T *q, const T *k, const T *v, const int64_t *pos,
                                      const int64_t *cells, T *k_cache, T *v_cache, T *backup_k,
                                      T *backup_v, int nh, int nkvh, int d, int dv,
-                                     double log_theta) {
+                                     TokenPitches pitch, double log_theta) {
     wait_for_prior_grid();
     allow_dependents_early();
     const int t = blockIdx.x;
@@ -54,13 +59,14 @@ __global__ void rope_store_kv_kernel(T *q, const T *k, const T *v, const int64_t
     ops::nvidia::rope_angles(angles, size_t(d), double(pos[t]), log_theta);
     const int half = d / 2;
     for (int j = threadIdx.x; j < nh * half; j += blockDim.x) {
-        T *head = q + (size_t(t) * nh + j / half) * d;
+        T *head = q + t * pitch.q + ptrdiff_t(j / half) * d;
         ops::nvidia::rotate_pair(head, head, j % half, half, angles[j % half]);
     }
     for (int j = threadIdx.x; j < nkvh * half; j += blockDim.x)
-        ops::nvidia::rotate_pair(kc + size_t(j / half) * d, k + t * k_row + size_t(j / half) * d,
-                                 j % half, half, angles[j % half]);
-    for (size_t i = threadIdx.x; i < v_row; i += blockDim.x) vc[i] = v[t * v_row + i];
+        ops::nvidia::rotate_pair(kc + size_t(j / half) * d,
+                                 k + t * pitch.k + ptrdiff_t(j / half) * d, j % half, half,
+                                 angles[j % half]);
+    for (size_t i = threadIdx.x; i < v_row; i += blockDim.x) vc[i] = v[t * pitch.v + i];
 }
 
 } // namespace
@@ -68,7 +74,7 @@ __global__ void rope_store_kv_kernel(T *q, const T *k, const T *v, const int64_t
 void rope_store_kv(std::byte *q, const std::byte *k, const std::byte *v, const int64_t *pos,
                    const int64_t *cells, std::byte *k_cache, std::byte *v_cache,
                    std::byte *backup_k, std::byte *backup_v, llaisysDataType_t dtype, size_t n,
-                   size_t nh, size_t nkvh, size_t d, size_t dv, float theta) {
+                   size_t nh, size_t nkvh, size_t d, size_t dv, TokenPitches pitch, float theta) {
     if (n == 0) return;
     ops::nvidia::dispatch_cuda_float(dtype, "rope_store_kv", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
@@ -79,7 +85,7 @@ void rope_store_kv(std::byte *q, const std::byte *k, const std::byte *v, const i
                          reinterpret_cast<const T *>(v), pos, cells, reinterpret_cast<T *>(k_cache),
                          reinterpret_cast<T *>(v_cache), reinterpret_cast<T *>(backup_k),
                          reinterpret_cast<T *>(backup_v), int(nh), int(nkvh), int(d), int(dv),
-                         std::log(double(theta)));
+                         pitch, std::log(double(theta)));
     });
 }
 
@@ -97,13 +103,16 @@ void move_rows(const cpu::RowMoves &m, bool scatter, const int64_t *idx, size_t 
 void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,
                      const std::byte *v_cache, const int32_t *table, const int64_t *row,
                      const int32_t *n_keys, size_t block_size, const cpu::AttentionShape &s,
-                     float scale, llaisysDataType_t dtype, size_t max_keys, size_t max_run,
-                     int device_id, float *scratch, size_t scratch_floats) {
+                     ptrdiff_t q_token, float scale, llaisysDataType_t dtype, size_t max_keys,
+                     size_t max_run, int device_id, float *scratch, size_t scratch_floats) {
     const int nh = int(s.nh), nkvh = int(s.nkvh), d = int(s.d), dv = int(s.dv);
-    const ops::nvidia::AttentionDims a{int(s.n), nh,     nkvh, d, dv, nh * dv,
-                                       dv,       nh * d, d,    d, dv, scale};
+    const ops::nvidia::AttentionDims a{int(s.n), nh,      nkvh, d, dv, nh * dv,
+                                       dv,       q_token, d,    d, dv, scale};
+    int shift = -1;
+    if ((block_size & (block_size - 1)) == 0)
+        for (shift = 0; size_t(1) << shift < block_size;) ++shift;
     const PagedKeys keys{
-        table, row, n_keys, int(block_size), ptrdiff_t(nkvh) * d, ptrdiff_t(nkvh) * dv};
+        table, row, n_keys, int(block_size), shift, ptrdiff_t(nkvh) * d, ptrdiff_t(nkvh) * dv};
     ops::nvidia::dispatch_cuda_float(dtype, "paged_attention", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
         ops::nvidia::attention(reinterpret_cast<T *>(out), reinterpret_cast<const T *>(q),

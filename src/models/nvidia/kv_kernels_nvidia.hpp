@@ -6,11 +6,15 @@ namespace llaisys::models::nvidia {
 
 // Device twins of models/cpu/kv_kernels_cpu.hpp; every pointer is device memory.
 void move_rows(const cpu::RowMoves &m, bool scatter, const int64_t *idx, size_t n);
-// models::rope_store_kv on contiguous rows; backups may be null.
+// Elements between consecutive tokens of q, k and v (each token's heads packed).
+struct TokenPitches {
+    ptrdiff_t q, k, v;
+};
+// models::rope_store_kv; backups (contiguous) may be null.
 void rope_store_kv(std::byte *q, const std::byte *k, const std::byte *v, const int64_t *pos,
                    const int64_t *cells, std::byte *k_cache, std::byte *v_cache,
                    std::byte *backup_k, std::byte *backup_v, llaisysDataType_t dtype, size_t n,
-                   size_t nh, size_t nkvh, size_t d, size_t dv, float theta);
+                   size_t nh, size_t nkvh, size_t d, size_t dv, TokenPitches pitch, float theta);
 
 // max_keys bounds n_keys (host knowledge: it sizes the split over the keys), max_run the
 // runs of consecutive tokens of one list (below kFlashMinTokens / kFlashMaxRuns no tile
@@ -19,8 +23,8 @@ void rope_store_kv(std::byte *q, const std::byte *k, const std::byte *v, const i
 void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,
                      const std::byte *v_cache, const int32_t *table, const int64_t *row,
                      const int32_t *n_keys, size_t block_size, const cpu::AttentionShape &s,
-                     float scale, llaisysDataType_t dtype, size_t max_keys, size_t max_run,
-                     int device_id, float *scratch, size_t scratch_floats);
+                     ptrdiff_t q_token, float scale, llaisysDataType_t dtype, size_t max_keys,
+                     size_t max_run, int device_id, float *scratch, size_t scratch_floats);
 
 // Scratch floats that cover any split of n tokens of nh heads of dv dims.
 size_t attention_scratch_floats(size_t n, size_t nh, size_t dv);

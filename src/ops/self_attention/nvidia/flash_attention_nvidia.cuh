@@ -193,13 +193,18 @@ __device__ __forceinline__ void load_keys(uint32_t k_stage, uint32_t v_stage, co
                                           const T *v, const KeyAddr &keys, const AttentionDims &a,
                                           int kv_head, int t, int kb, int key_end) {
     constexpr int kChunks = D / 8;
-    for (int i = threadIdx.x; i < kFlashKeys * kChunks; i += blockDim.x) {
-        const int r = i / kChunks, chunk = i % kChunks, j = kb + r;
+    // A thread keeps one 16-byte chunk of every blockDim.x / kChunks-th row (blockDim.x is a
+    // multiple of kChunks): the per-row address math is done once a row.
+    const int chunk = threadIdx.x % kChunks;
+    const T *kh = k + ptrdiff_t(kv_head) * a.k_head + chunk * 8;
+    const T *vh = v + ptrdiff_t(kv_head) * a.v_head + chunk * 8;
+    for (int r = threadIdx.x / kChunks; r < kFlashKeys; r += blockDim.x / kChunks) {
+        const int j = kb + r;
         const bool valid = j < key_end;
         const ptrdiff_t kr = valid ? keys.k_row(t, j) : 0, vr = valid ? keys.v_row(t, j) : 0;
         const uint32_t at = swizzle<D>(r, chunk);
-        cp_async_16(k_stage + at, k + kr + ptrdiff_t(kv_head) * a.k_head + chunk * 8, valid);
-        cp_async_16(v_stage + at, v + vr + ptrdiff_t(kv_head) * a.v_head + chunk * 8, valid);
+        cp_async_16(k_stage + at, kh + kr, valid);
+        cp_async_16(v_stage + at, vh + vr, valid);
     }
     cp_async_commit();
 }

@@ -3,13 +3,15 @@ chunked prefill, both KV layouts, sampling, and logits against transformers."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from llaisys.models import Model
 from test.utils.batch_builders import CacheRunner, SeqChunk, build_decode_batch
-from test.utils.hf_reference import VOCAB, hf_logits, tiny_model
+from test.utils.hf_reference import VOCAB, hf_logits, hf_weights, model_config, tiny_model
 from test.utils.op_helpers import assert_module_passes_on_path, inside_forced_path_rerun
 
 torch.set_num_threads(1)
@@ -216,3 +218,23 @@ def test_lower_kernel_path_when_decoding_then_module_passes(path: str, test_devi
     if test_device != "cpu":
         pytest.skip("the kernel path is a CPU choice")
     assert_module_passes_on_path(__file__, path)
+
+
+def test_attention_projections_when_set_again_then_decode_matches_a_model_built_with_them(
+        test_device):
+    # On the GPU a layer's q, k and v weights and biases are row ranges of one matrix: a
+    # weight set again after decoding must land in its rows there.
+    model, hf = tiny_model("qwen2", device=test_device)
+    toks = tokens_of(9, 8)
+    before = alone(model, "block", toks)
+    weights = {w.name: w for w in hf_weights(hf)}
+    for name in ("model.layers.0.self_attn.k_proj.weight", "model.layers.1.self_attn.v_proj.bias",
+                 "model.layers.1.self_attn.q_proj.weight"):
+        w = weights[name]
+        weights[name] = dataclasses.replace(w, data=np.ascontiguousarray(w.data[::-1] * 2.0))
+        model.set_weight(name, weights[name].data, w.dtype, w.shape)
+    after = alone(model, "block", toks)
+    fresh = Model.from_config(model_config(hf), list(weights.values()), dtype="float32",
+                              device=test_device)
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, alone(fresh, "block", toks), atol=1e-5, rtol=0)

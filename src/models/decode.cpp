@@ -190,7 +190,7 @@ void Model::reserve(size_t tokens, size_t outputs, bool backups) {
         ws_.xn = new_tensor({t, m.hidden_size}, dt);
         ws_.o = new_tensor({t, m.hidden_size}, dt);
         ws_.attn = new_tensor({t, m.n_head, m.head_dim}, dt);
-        if (layers_[0].qkv) {
+        if (fuses_qkv()) {
             ws_.qkv = new_tensor({t, m.n_head + 2 * m.n_kv_head, m.head_dim}, dt);
         } else {
             ws_.q = new_tensor({t, m.n_head, m.head_dim}, dt);
@@ -384,14 +384,13 @@ bool Model::graph_step(const KvCache &kv, const Step &s, const LlaisysBatch &b) 
 std::vector<const void *> Model::graph_buffers(const KvCache &kv) const {
     std::vector<const void *> p;
     auto add = [&](const tensor_t &t) { p.push_back(t ? t->data() : nullptr); };
-    for (const tensor_t *t : {&ws_.x,           &ws_.xn,        &ws_.q,
-                              &ws_.k,           &ws_.v,         &ws_.qkv,
-                              &ws_.attn,        &ws_.o,         &ws_.gate,
-                              &ws_.up,          &ws_.act,       &ws_.logits,
-                              &ws_.out_ids,     &ws_.tokens_i,  &ws_.pos_i,
-                              &ws_.cells_i,     &ws_.key_row_i, &ws_.n_keys_i,
-                              &ws_.key_table_i, &ws_.params_u8, &ws_.attn_scratch,
-                              &embed_,          &norm_,         &lm_head_})
+    // Graph steps run on the GPU, where q, k and v are views of the fused q/k/v tensors.
+    for (const tensor_t *t :
+         {&ws_.x,           &ws_.xn,        &ws_.qkv,          &ws_.attn,      &ws_.o,
+          &ws_.gate,        &ws_.up,        &ws_.act,          &ws_.logits,    &ws_.out_ids,
+          &ws_.tokens_i,    &ws_.pos_i,     &ws_.cells_i,      &ws_.key_row_i, &ws_.n_keys_i,
+          &ws_.key_table_i, &ws_.params_u8, &ws_.attn_scratch, &embed_,        &norm_,
+          &lm_head_})
         add(*t);
     for (size_t l = 0; l < meta_.n_layer; ++l) {
         add(ws_.backup_k[l]);
@@ -400,8 +399,7 @@ std::vector<const void *> Model::graph_buffers(const KvCache &kv) const {
         add(kv.v(l));
         const Layer &w = layers_[l];
         for (const tensor_t *t :
-             {&w.input_norm, &w.post_norm, &w.q, &w.k, &w.v, &w.o, &w.q_bias, &w.k_bias, &w.v_bias,
-              &w.qkv, &w.qkv_bias, &w.gate, &w.up, &w.down})
+             {&w.input_norm, &w.post_norm, &w.qkv, &w.qkv_bias, &w.o, &w.gate, &w.up, &w.down})
             add(*t);
     }
     return p;

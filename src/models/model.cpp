@@ -39,22 +39,23 @@ Model::Model(const LlaisysModelMeta &meta, llaisysDeviceType_t device, int devic
     add_weight("model.norm.weight", {h}, false, &norm_);
     if (!meta_.tie_word_embeddings)
         add_weight("lm_head.weight", {meta_.vocab_size, h}, true, &lm_head_);
+    const size_t qkv_rows = q + 2 * kv;
     for (size_t i = 0; i < meta_.n_layer; ++i) {
         Layer &l = layers_[i];
         const std::string p = "model.layers." + std::to_string(i) + ".";
         add_weight(p + "input_layernorm.weight", {h}, false, &l.input_norm);
         add_weight(p + "post_attention_layernorm.weight", {h}, false, &l.post_norm);
-        const bool fuse = device_ == LLAISYS_DEVICE_NVIDIA;
-        tensor_t *qkv = fuse ? &l.qkv : nullptr, *qkv_bias = fuse ? &l.qkv_bias : nullptr;
-        const size_t rows = q + 2 * kv;
-        add_weight(p + "self_attn.q_proj.weight", {q, h}, true, &l.q, qkv, 0, rows);
-        add_weight(p + "self_attn.k_proj.weight", {kv, h}, true, &l.k, qkv, q, rows);
-        add_weight(p + "self_attn.v_proj.weight", {kv, h}, true, &l.v, qkv, q + kv, rows);
+        tensor_t *qkv = fuses_qkv() ? &l.qkv : nullptr;
+        tensor_t *qkv_bias = fuses_qkv() ? &l.qkv_bias : nullptr;
+        add_weight(p + "self_attn.q_proj.weight", {q, h}, true, &l.q, qkv, 0, qkv_rows);
+        add_weight(p + "self_attn.k_proj.weight", {kv, h}, true, &l.k, qkv, q, qkv_rows);
+        add_weight(p + "self_attn.v_proj.weight", {kv, h}, true, &l.v, qkv, q + kv, qkv_rows);
         add_weight(p + "self_attn.o_proj.weight", {h, q}, true, &l.o);
         if (meta_.attention_bias) {
-            add_weight(p + "self_attn.q_proj.bias", {q}, false, &l.q_bias, qkv_bias, 0, rows);
-            add_weight(p + "self_attn.k_proj.bias", {kv}, false, &l.k_bias, qkv_bias, q, rows);
-            add_weight(p + "self_attn.v_proj.bias", {kv}, false, &l.v_bias, qkv_bias, q + kv, rows);
+            add_weight(p + "self_attn.q_proj.bias", {q}, false, &l.q_bias, qkv_bias, 0, qkv_rows);
+            add_weight(p + "self_attn.k_proj.bias", {kv}, false, &l.k_bias, qkv_bias, q, qkv_rows);
+            add_weight(p + "self_attn.v_proj.bias", {kv}, false, &l.v_bias, qkv_bias, q + kv,
+                       qkv_rows);
         }
         add_weight(p + "mlp.gate_proj.weight", {inter, h}, true, &l.gate);
         add_weight(p + "mlp.up_proj.weight", {inter, h}, true, &l.up);
@@ -109,7 +110,8 @@ void Model::set_weight(const std::string &name, const void *data, llaisysDataTyp
         }
     }
     tensor_t t;
-    if (w.fused) { // the GPU converts every weight to meta_.dtype, so the rows always fit
+    if (w.fused) { // rows of a meta_.dtype matrix: only weights converted to it fit
+        CHECK_ARG(!keep_quantized, "weight '", name, "': a fused weight cannot stay quantized");
         if (!*w.fused) {
             std::vector<size_t> whole = shape;
             whole[0] = w.fused_rows;

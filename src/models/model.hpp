@@ -65,6 +65,8 @@ private:
         tensor_t out_rows; // when only some rows produce outputs
     };
 
+    // q/k/v as one matrix (Layer::qkv): on the GPU, where cuBLAS runs them as one GEMM.
+    bool fuses_qkv() const { return device_ == LLAISYS_DEVICE_NVIDIA; }
     void add_weight(std::string name, std::vector<size_t> shape, bool projection, tensor_t *dst,
                     tensor_t *fused = nullptr, size_t fused_row = 0, size_t fused_rows = 0);
     tensor_t new_tensor(const std::vector<size_t> &shape, llaisysDataType_t dtype) const;

@@ -220,11 +220,13 @@ def test_lower_kernel_path_when_decoding_then_module_passes(path: str, test_devi
     assert_module_passes_on_path(__file__, path)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_attention_projections_when_set_again_then_decode_matches_a_model_built_with_them(
-        test_device):
-    # On the GPU a layer's q, k and v weights and biases are row ranges of one matrix: a
-    # weight set again after decoding must land in its rows there.
-    model, hf = tiny_model("qwen2", device=test_device)
+        test_device, dtype):
+    # On the GPU a layer's q, k and v weights and biases are row ranges of one matrix (bf16:
+    # written there through the conversion, read by the tensor-core attention at the
+    # matrix's row pitch): a weight set again after decoding must land in its rows.
+    model, hf = tiny_model("qwen2", dtype=dtype, device=test_device)
     toks = tokens_of(9, 8)
     before = alone(model, "block", toks)
     weights = {w.name: w for w in hf_weights(hf)}
@@ -234,7 +236,7 @@ def test_attention_projections_when_set_again_then_decode_matches_a_model_built_
         weights[name] = dataclasses.replace(w, data=np.ascontiguousarray(w.data[::-1] * 2.0))
         model.set_weight(name, weights[name].data, w.dtype, w.shape)
     after = alone(model, "block", toks)
-    fresh = Model.from_config(model_config(hf), list(weights.values()), dtype="float32",
+    fresh = Model.from_config(model_config(hf), list(weights.values()), dtype=dtype,
                               device=test_device)
     assert np.abs(after - before).max() > 1e-3
     np.testing.assert_allclose(after, alone(fresh, "block", toks), atol=1e-5, rtol=0)

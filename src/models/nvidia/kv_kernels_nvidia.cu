@@ -79,13 +79,13 @@ void rope_store_kv(std::byte *q, const std::byte *k, const std::byte *v, const i
     ops::nvidia::dispatch_cuda_float(dtype, "rope_store_kv", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
         const unsigned threads = unsigned(std::min<size_t>(256, std::max<size_t>(nh * d / 2, 32)));
-        launch_dependent("rope_store_kv", rope_store_kv_kernel<T>, unsigned(n),
-                         (threads + 31) / 32 * 32, ops::nvidia::rope_angles_bytes(d),
-                         reinterpret_cast<T *>(q), reinterpret_cast<const T *>(k),
-                         reinterpret_cast<const T *>(v), pos, cells, reinterpret_cast<T *>(k_cache),
-                         reinterpret_cast<T *>(v_cache), reinterpret_cast<T *>(backup_k),
-                         reinterpret_cast<T *>(backup_v), int(nh), int(nkvh), int(d), int(dv),
-                         pitch, std::log(double(theta)));
+        launch_dependent(
+            "rope_store_kv", rope_store_kv_kernel<T>, unsigned(n), (threads + 31) / 32 * 32,
+            ops::nvidia::rope_angles_bytes(rope_store_kv_kernel<T>, d), reinterpret_cast<T *>(q),
+            reinterpret_cast<const T *>(k), reinterpret_cast<const T *>(v), pos, cells,
+            reinterpret_cast<T *>(k_cache), reinterpret_cast<T *>(v_cache),
+            reinterpret_cast<T *>(backup_k), reinterpret_cast<T *>(backup_v), int(nh), int(nkvh),
+            int(d), int(dv), pitch, std::log(double(theta)));
     });
 }
 
@@ -123,7 +123,8 @@ void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cach
     });
 }
 
-// n * splits <= n + kTargetBlocks (attention_splits), each split row dv + 2 floats.
+// n * splits <= n + kTargetBlocks (attention_splits; decode_splits keeps n * splits <=
+// max(n, kTargetBlocks)), each split row dv + 2 floats.
 size_t attention_scratch_floats(size_t n, size_t nh, size_t dv) {
     return nh * (n + size_t(ops::nvidia::kTargetBlocks)) * (dv + 2);
 }

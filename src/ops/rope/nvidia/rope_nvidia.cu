@@ -35,9 +35,9 @@ void rope(std::byte *out, cpu::TokenHeadStrides out_strides, const std::byte *in
         using T = std::remove_pointer_t<decltype(tag)>;
         const unsigned threads = unsigned(std::min<size_t>(heads * d / 2, 512));
         launch_dependent("rope", rope_kernel<T>, unsigned(n), std::max(threads, 32u),
-                         rope_angles_bytes(d), reinterpret_cast<T *>(out), out_strides,
-                         reinterpret_cast<const T *>(in), in_strides, pos_ids, heads, d,
-                         std::log(double(theta)));
+                         rope_angles_bytes(rope_kernel<T>, d), reinterpret_cast<T *>(out),
+                         out_strides, reinterpret_cast<const T *>(in), in_strides, pos_ids, heads,
+                         d, std::log(double(theta)));
     });
 }
 

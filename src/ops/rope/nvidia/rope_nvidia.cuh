@@ -29,7 +29,15 @@ __device__ __forceinline__ void rotate_pair(T *y, const T *x, size_t i, size_t h
     y[i + half] = from_float<T>(b * cs.x + a * cs.y);
 }
 
-// Bytes of shared memory rope_angles needs for head dim d.
-inline size_t rope_angles_bytes(size_t d) { return d / 2 * sizeof(float2); }
+// Bytes of shared memory rope_angles needs for head dim d in kernel, which is allowed them
+// when they pass the 48 KB a launch gets by default (head dims above 12288).
+template <typename Kernel> size_t rope_angles_bytes(Kernel kernel, size_t d) {
+    const size_t bytes = d / 2 * sizeof(float2);
+    if (bytes > 48 * 1024)
+        device::nvidia::check_cuda(
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)),
+            "rope shared memory");
+    return bytes;
+}
 
 } // namespace llaisys::ops::nvidia

@@ -192,13 +192,14 @@ template <int D, typename T, typename KeyAddr>
 __device__ __forceinline__ void load_keys(uint32_t k_stage, uint32_t v_stage, const T *k,
                                           const T *v, const KeyAddr &keys, const AttentionDims &a,
                                           int kv_head, int t, int kb, int key_end) {
-    constexpr int kChunks = D / 8;
-    // A thread keeps one 16-byte chunk of every blockDim.x / kChunks-th row (blockDim.x is a
-    // multiple of kChunks): the per-row address math is done once a row.
+    constexpr int kChunks = D / 8, kThreads = kFlashWarps * 32; // both kernels' block size
+    static_assert(kThreads % kChunks == 0);
+    // A thread keeps one 16-byte chunk of every kThreads / kChunks-th row: the per-row
+    // address math is done once a row.
     const int chunk = threadIdx.x % kChunks;
     const T *kh = k + ptrdiff_t(kv_head) * a.k_head + chunk * 8;
     const T *vh = v + ptrdiff_t(kv_head) * a.v_head + chunk * 8;
-    for (int r = threadIdx.x / kChunks; r < kFlashKeys; r += blockDim.x / kChunks) {
+    for (int r = threadIdx.x / kChunks; r < kFlashKeys; r += kThreads / kChunks) {
         const int j = kb + r;
         const bool valid = j < key_end;
         const ptrdiff_t kr = valid ? keys.k_row(t, j) : 0, vr = valid ? keys.v_row(t, j) : 0;
@@ -508,8 +509,9 @@ void flash_attention(T *out, const T *q, const T *k, const T *v, const Attention
 }
 
 // Blocks of the decode kernel the GPU holds at once (its two K/V stages of shared memory
-// allow few per SM): the keys are split only as far as needed to fill them, since every
-// split costs its partial results and their merge. Taken once per kernel (one device kind).
+// allow few per SM): the keys are split only as far as all blocks stay resident
+// (decode_splits), since every split costs its partial results and their merge. Taken once
+// per kernel (one device kind).
 template <typename T, typename KeyAddr> int flash_decode_resident_blocks(int d) {
     auto query = [](auto kernel, int bytes) {
         allow_shared_memory(kernel, bytes);

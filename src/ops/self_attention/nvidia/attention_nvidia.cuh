@@ -196,14 +196,14 @@ __global__ void __launch_bounds__(kMergeThreads)
     }
 }
 
-// Splits of each token's keys for n tokens in blocks of units (token, KV head[, chunk]):
-// enough blocks to fill target, none shorter than min_keys of max_keys (a kernel's tile: a
-// shorter split reads the tile anyway and only adds partials to merge). With target <=
-// kTargetBlocks, n * splits <= n + kTargetBlocks.
-inline int attention_splits(int units, int target, int max_keys, int min_keys) {
+// Splits of each token's keys for the per-token kernel, units (token, KV head, chunk)
+// blocks: enough blocks to fill kTargetBlocks, none shorter than kMinSplitKeys of max_keys.
+// n * splits <= n + kTargetBlocks.
+inline int attention_splits(int units, int max_keys) {
     units = std::max(units, 1);
-    return std::max(1, std::min({(target + units - 1) / units,
-                                 (std::max(max_keys, 1) + min_keys - 1) / min_keys, kMaxSplits}));
+    return std::max(
+        1, std::min({(kTargetBlocks + units - 1) / units,
+                     (std::max(max_keys, 1) + kMinSplitKeys - 1) / kMinSplitKeys, kMaxSplits}));
 }
 
 // Splits of each token's keys for the tensor-core decode kernel, units (token, KV head)
@@ -273,13 +273,12 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
     const int chunks = (a.nh / a.nkvh + kMaxGroup - 1) / kMaxGroup;
     const bool decode_kernel = tensor_cores && a.nh / a.nkvh <= kFlashMaxGroup;
     int splits = 1;
-    if constexpr (!std::is_same_v<T, float>)
-        if (decode_kernel)
-            splits = decode_splits(
-                a.n * a.nkvh,
-                std::min(kTargetBlocks, flash_decode_resident_blocks<T, KeyAddr>(a.d)), max_keys);
     if (!decode_kernel)
-        splits = attention_splits(a.n * a.nkvh * chunks, kTargetBlocks, max_keys, kMinSplitKeys);
+        splits = attention_splits(a.n * a.nkvh * chunks, max_keys);
+    else if constexpr (!std::is_same_v<T, float>)
+        splits = decode_splits(
+            a.n * a.nkvh, std::min(kTargetBlocks, flash_decode_resident_blocks<T, KeyAddr>(a.d)),
+            max_keys);
     tensor_t owned;
     SplitOut part{nullptr, nullptr, nullptr, splits};
     if (splits > 1) {

@@ -68,6 +68,9 @@ def _add_engine_args(p: argparse.ArgumentParser, *, model_positional: bool,
                    help="decode running requests in every step beside prompt chunks "
                         f"(default: {'on' if mixed_batches else 'off'}; off: prefill-only "
                         "steps first)")
+    g.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
+                   help="schedule and prepare the next step while the device computes this "
+                        "one (default: on for nvidia, off for the CPU)")
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -113,7 +116,8 @@ def load_engine(args: argparse.Namespace, *, max_waiting_requests: int | None = 
         kv_cache_tokens=args.kv_cache_tokens,
         kv_cache_memory_fraction=args.kv_cache_memory_fraction, kv_layout=args.kv_layout,
         enable_prefix_caching=not args.no_prefix_caching, num_threads=args.threads,
-        max_waiting_requests=max_waiting_requests, mixed_batches=args.mixed_batches)
+        max_waiting_requests=max_waiting_requests, mixed_batches=args.mixed_batches,
+        async_scheduling=args.async_scheduling)
     start = time.monotonic()
     _log(f"Loading {path} ...")
     checkpoint = load_checkpoint(path)

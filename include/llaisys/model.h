@@ -146,4 +146,19 @@ typedef struct LlaisysBatch {
 __C LLAISYS_API llaisysStatus_t llaisysModelDecode(llaisysModel_t model, llaisysKvCache_t kv,
                                                    const LlaisysBatch *batch);
 
+/* llaisysModelDecode that may return once the step is queued on the device, before its
+ * out_token is written, so the caller can prepare the next batch while the device computes
+ * (async scheduling). The input arrays may be reused on return; out_token must stay valid
+ * until llaisysModelSynchronize, which writes it (out_logits is written before return). The
+ * return codes and what they say about the cache are llaisysModelDecode's for every check
+ * made before the step runs; a device fault while it runs is reported by Synchronize. A model
+ * has at most one pending step: any later decode call first waits for it, as Synchronize
+ * does. On the CPU the step has completed when the call returns. */
+__C LLAISYS_API llaisysStatus_t llaisysModelDecodeAsync(llaisysModel_t model, llaisysKvCache_t kv,
+                                                        const LlaisysBatch *batch);
+
+/* Waits for the model's pending step, if any, and writes its out_token. An error here is a
+ * device fault: the step's KV writes and outputs are lost and the device needs a restart. */
+__C LLAISYS_API llaisysStatus_t llaisysModelSynchronize(llaisysModel_t model);
+
 #endif /* LLAISYS_MODEL_H */

@@ -36,6 +36,11 @@ class EngineArgs:
     # decode the running sequences in every step and fill the rest of the token budget with
     # prompt chunks (vLLM's chunked prefill) instead of prefill-only steps first
     mixed_batches: bool = False
+    # schedule and prepare step N + 1 while the device computes step N (vLLM's async
+    # scheduling); a sequence that stops on a token or a string costs one extra row of
+    # compute. None: on for nvidia, where the device runs while the host works; off for the
+    # CPU, whose cores do both.
+    async_scheduling: bool | None = None
 
     def __post_init__(self) -> None:
         positive = ("max_num_seqs", "max_num_batched_tokens", "block_size")
@@ -55,6 +60,9 @@ class EngineArgs:
                              f"{self.kv_layout!r}")
         if self.device not in ("cpu", "nvidia"):
             raise ValueError(f"EngineArgs.device must be 'cpu' or 'nvidia', got {self.device!r}")
+        if self.async_scheduling not in (None, True, False):
+            raise ValueError(f"EngineArgs.async_scheduling must be None, True or False, got "
+                             f"{self.async_scheduling!r}")
 
 
 @dataclass
@@ -70,6 +78,7 @@ class EngineConfig:
     enable_prefix_caching: bool
     max_waiting_requests: int | None
     mixed_batches: bool = False
+    async_scheduling: bool = False
 
     @classmethod
     def resolve(cls, args: EngineArgs, *, max_position: int, kv_bytes_per_token: int
@@ -102,6 +111,8 @@ class EngineConfig:
             enable_prefix_caching=args.enable_prefix_caching and not slot,
             max_waiting_requests=args.max_waiting_requests,
             mixed_batches=args.mixed_batches,
+            async_scheduling=(args.device == "nvidia" if args.async_scheduling is None
+                              else args.async_scheduling),
         )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..models.model import Model
 from .config import EngineConfig
-from .model_runner import ModelOutput, ModelRunner
+from .model_runner import LaunchedStep, ModelOutput, ModelRunner, PreparedStep
 from .scheduler import SchedulerOutput
 from .sequence import Sequence
 
@@ -28,9 +28,6 @@ class Worker:
             max_num_batched_tokens=config.max_num_batched_tokens,
             max_model_len=config.max_model_len)
 
-    def execute(self, sched: SchedulerOutput) -> ModelOutput:
-        return self.runner.run(sched)
-
     def release(self, seq: Sequence, block_ids: list[int]) -> None:
         self.runner.release(seq, block_ids)
 
@@ -39,11 +36,20 @@ class Executor:
     def __init__(self, model: Model, config: EngineConfig):
         self.worker = Worker(model, config)
         # Fault injection for tests: called with each step's decision after the model ran
-        # (its KV is written); what it raises fails the step as a model error would.
+        # (its KV is written, its tokens sampled); what it raises fails the step as a model
+        # error would.
         self.after_step: Callable[[SchedulerOutput], None] | None = None
 
-    def execute(self, sched: SchedulerOutput) -> ModelOutput:
-        out = self.worker.execute(sched)
+    def prepare(self, sched: SchedulerOutput) -> PreparedStep:
+        return self.worker.runner.prepare(sched)
+
+    def launch(self, step: PreparedStep) -> LaunchedStep:
+        """Queues the step on the device; returns before its outputs exist (GPU)."""
+        return self.worker.runner.launch(step)
+
+    def finish(self, step: LaunchedStep, sched: SchedulerOutput) -> ModelOutput:
+        """Waits for a launched step's sampled tokens."""
+        out = self.worker.runner.finish(step)
         if self.after_step is not None:
             self.after_step(sched)
         return out

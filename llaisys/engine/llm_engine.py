@@ -20,12 +20,12 @@ from .block_manager import BlockManager
 from .config import EngineArgs, EngineConfig
 from .detokenizer import IncrementalDetokenizer
 from .executor import Executor
-from .model_runner import ModelOutput
+from .model_runner import LaunchedStep, ModelOutput, PreparedStep
 from .outputs import CompletionOutput, EngineStats, GenerationOutput, RequestMetrics, StreamChunk
 from .profiler import StepProfiler
 from .sampling_params import SamplingParams
 from .scheduler import RequestScheduler, SchedulerOutput
-from .sequence import Request, Sequence
+from .sequence import PENDING_TOKEN, Request, Sequence
 
 
 class EngineOverloadedError(RuntimeError):
@@ -61,6 +61,8 @@ class LLMEngine:
         self._requests: dict[str, Request] = {}
         self._finished: dict[str, GenerationOutput] = {}
         self._pending: list[StreamChunk] = []  # from abort() between steps
+        # Async scheduling: the step launched and not finished yet, with its decision.
+        self._in_flight: tuple[SchedulerOutput, LaunchedStep] | None = None
         self._rng = np.random.default_rng()
         self._eos = frozenset(model.tokenizer.eos_token_ids or model.config.eos_token_ids)
         self._prompt_tokens = 0
@@ -96,7 +98,7 @@ class LLMEngine:
         req = Request(request_id, text, ids, params, seed, stops)
         req.seqs = [Sequence(req, i, IncrementalDetokenizer(
             self.tokenizer, ids, skip_special_tokens=params.skip_special_tokens,
-            stop=params.stop)) for i in range(params.n)]
+            stop=params.stop), self.config.max_model_len) for i in range(params.n)]
         req.unforked = req.seqs[1:]
         self._requests[request_id] = req
         self.scheduler.add(req.seqs[0])
@@ -133,40 +135,98 @@ class LLMEngine:
     # ---------------------------------------------------------------------- step --
 
     def step(self) -> list[StreamChunk]:
-        """One scheduler decision and one core decode; the chunks it produced."""
+        """One scheduler decision and one core decode; the chunks of the step that finished.
+
+        Synchronous: schedule, launch, wait, process. With async scheduling a step is in
+        flight between calls: the next decision is scheduled and its batch prepared while
+        the device computes it, launched as soon as its sampled ids are in, and its outputs
+        are processed while the device computes the next one.
+        """
         start = time.perf_counter()
         chunks, self._pending = self._pending, []
+        if self._in_flight is None:
+            sched = self._schedule(chunks)
+            if sched is None or not self._launch(sched, self._prepare(sched, chunks), chunks):
+                return chunks
+        nxt = prepared = None
+        if self.config.async_scheduling:
+            nxt = self._schedule(chunks)
+            prepared = self._prepare(nxt, chunks) if nxt is not None else None
+        (sched, launched), self._in_flight = self._in_flight, None
+        out = self._finish(sched, launched, chunks)
+        if nxt is not None:
+            if out is None:  # that step failed: this decision was made on its account
+                self.scheduler.unschedule(nxt)
+            elif not self._launch(nxt, prepared, chunks):
+                out = out.without_finished()  # requests of both steps failed
+        if out is not None:
+            t_process = time.perf_counter()
+            self._process(out, chunks)
+            if self.profiler is not None:
+                ran = self._in_flight[1] if self._in_flight is not None else launched
+                self._profile(sched, out, ran.seconds, start, t_process)
+        return chunks
+
+    def _schedule(self, chunks: list[StreamChunk]) -> SchedulerOutput | None:
+        """The next decision; None when there is nothing to run."""
         sched = self.scheduler.schedule()
         for seq in sched.aborted:
             chunks.append(self._chunk(seq, [], "", None))
             self._abort(seq.request, str(seq.state.reason), chunks)
-        if sched.kind == "idle":
-            return chunks
+        return None if sched.kind == "idle" else sched
+
+    def _prepare(self, sched: SchedulerOutput, chunks: list[StreamChunk]
+                 ) -> PreparedStep | None:
         try:
-            out = self.executor.execute(sched)
+            return self.executor.prepare(sched)
         except Exception as e:  # noqa: BLE001 - the step's requests fail, the engine lives
-            for req in {id(s.request): s.request for s in sched.seqs}.values():
-                self._abort(req, f"step failed: {type(e).__name__}: {e}", chunks)
-            return chunks
+            self._fail(sched, e, chunks)
+            return None
+
+    def _launch(self, sched: SchedulerOutput, prepared: PreparedStep | None,
+                chunks: list[StreamChunk]) -> bool:
+        """Queues the step; False when it could not run (its requests failed)."""
+        if prepared is None:
+            return False
+        try:
+            launched = self.executor.launch(prepared)
+        except Exception as e:  # noqa: BLE001
+            self._fail(sched, e, chunks)
+            return False
+        self._in_flight = (sched, launched)
         self._steps += 1
-        t_exec = time.perf_counter()
-        self.scheduler.update(sched)
+        self.scheduler.advance(sched)
         if sched.kind == "prefill":
             self._prompt_tokens += sched.prompt_tokens
             self._fork(sched)
-        t_update = time.perf_counter()
-        self._process(out, chunks)
-        if self.profiler is not None:
-            self._profile(sched, out, start, t_exec, t_update)
-        return chunks
+        return True
 
-    def _profile(self, sched: SchedulerOutput, out: ModelOutput, start: float, t_exec: float,
-                 t_update: float) -> None:
-        run = sum(out.seconds.values())
-        self.profiler.record(sched.kind, len(sched.seqs), start, {
-            **out.seconds,
-            "schedule": (t_exec - start - run) + (t_update - t_exec),
-            "output": time.perf_counter() - t_update})
+    def _finish(self, sched: SchedulerOutput, launched: LaunchedStep,
+                chunks: list[StreamChunk]) -> ModelOutput | None:
+        """The launched step's sampled tokens; None when it failed (its requests too)."""
+        try:
+            out = self.executor.finish(launched, sched)
+        except Exception as e:  # noqa: BLE001
+            self._fail(sched, e, chunks)
+            return None
+        self.block_manager.register_computed(sched.seqs)  # their K/V are in the cache now
+        return out
+
+    def _fail(self, sched: SchedulerOutput, e: Exception, chunks: list[StreamChunk]) -> None:
+        for req in {id(s.request): s.request for s in sched.seqs}.values():
+            if not req.finished:
+                self._abort(req, f"step failed: {type(e).__name__}: {e}", chunks)
+
+    def _profile(self, sched: SchedulerOutput, out: ModelOutput, launch: dict[str, float],
+                 start: float, t_process: float) -> None:
+        """Phases of this call: `launch` holds the prepare and launch times of the step it
+        queued; forward is that launch plus the wait for the step it finished."""
+        end = time.perf_counter()
+        seconds = {"prepare": launch["prepare"],
+                   "forward": launch["launch"] + out.seconds["forward"],
+                   "logits": out.seconds.get("logits", 0.0), "output": end - t_process}
+        seconds["schedule"] = max(0.0, end - start - sum(seconds.values()))
+        self.profiler.record(sched.kind, len(sched.seqs), start, seconds)
         if not self._requests:  # the driver may now wait for work: not engine overhead
             self.profiler.idle()
 
@@ -193,8 +253,9 @@ class LLMEngine:
         for seq, tok, lp in zip(out.seqs, out.token_ids, out.logprobs, strict=True):
             req, token_ids = seq.request, seq.token_ids
             p = req.params
-            token_ids.append(tok)
-            num_output = len(token_ids) - seq.num_prompt_tokens
+            # tok is the last token but for the next step's PENDING_TOKEN (async scheduling)
+            num_tokens = len(token_ids) - (token_ids[-1] == PENDING_TOKEN)
+            num_output = num_tokens - seq.num_prompt_tokens
             if req.first_token_time is None:
                 req.first_token_time = now
             if lp is not None:
@@ -207,7 +268,7 @@ class LLMEngine:
                 text, stop = seq.detokenizer.add(tok, check_stop=num_output > p.min_tokens)
                 if stop is not None:
                     seq.state.finish_stopped(stop)
-                elif num_output >= p.max_tokens or len(token_ids) >= max_len:
+                elif num_output >= p.max_tokens or num_tokens >= max_len:
                     text += seq.detokenizer.flush()
                     seq.state.finish_length()
                 else:

@@ -7,6 +7,11 @@ are freed (vLLM's persistent batch): the row keeps what does not change from ste
 each token names its cache slot and the row indexes the block tables. SLOT layout: the row
 is the core's sequence id and the core places the tokens. Batch arrays are built with numpy
 over whole steps (no per-token Python loops); buffers are allocated once and reused.
+
+A step is prepared, launched and finished in three calls, so that with async scheduling
+the engine prepares step N + 1 while the device computes step N: launch() returns once the
+step is queued and marks each sampling sequence with a PENDING_TOKEN, finish() waits and
+puts the sampled ids in their place, and the next launch() reads its last tokens only then.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..models.model import SAMPLING_DTYPE, DecodeBatch, KvCache, Model
+from ..models.model import SAMPLING_DTYPE, DecodeBatch, KvCache, Model, PendingDecode
 from .sampler import (
     adjust_logits,
     always_needs_logits,
@@ -29,16 +34,37 @@ from .sampler import (
     top_logprobs,
 )
 from .scheduler import SchedulerOutput
-from .sequence import Sequence
+from .sequence import PENDING_TOKEN, Sequence
+
+
+@dataclass
+class PreparedStep:
+    batch: DecodeBatch
+    out_seqs: list[Sequence]  # sequences that sample a token, in output-row order
+    last_rows: np.ndarray | None  # batch rows of their last tokens; None: all rows (decode)
+    seconds: float  # prepare()'s wall time
+
+
+@dataclass
+class LaunchedStep:
+    out_seqs: list[Sequence]
+    pending: PendingDecode
+    sampling: np.ndarray | None  # the output rows' params, kept when logits come back
+    seconds: dict[str, float]
 
 
 @dataclass
 class ModelOutput:
-    seqs: list[Sequence]  # sequences that sampled a token this step, in batch order
+    seqs: list[Sequence]  # sequences that sampled a token this step (and still run)
     token_ids: list[int]
     logprobs: list[dict[int, float] | None]
-    # wall-clock seconds of the runner's phases (prepare, forward, logits), for StepProfiler
+    # wall-clock seconds of the runner's phases (prepare, launch, forward: the wait, logits)
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def without_finished(self) -> ModelOutput:
+        keep = [i for i, s in enumerate(self.seqs) if not s.finished]
+        return ModelOutput([self.seqs[i] for i in keep], [self.token_ids[i] for i in keep],
+                           [self.logprobs[i] for i in keep], self.seconds)
 
 
 class ModelRunner:
@@ -68,21 +94,59 @@ class ModelRunner:
         self._always_logits = np.zeros(max_num_seqs, dtype=bool)  # penalties or logprobs
         self._mask_stops_until = np.zeros(max_num_seqs, dtype=np.uint64)  # min_tokens with stops
 
-    def run(self, sched: SchedulerOutput) -> ModelOutput:
+    def launch(self, step: PreparedStep) -> LaunchedStep:
+        """Queues the step on the device. The last token of each output row is read only
+        now: it may be the one the step before sampled. Each output sequence gets a
+        PENDING_TOKEN for the token this step samples."""
         t0 = time.perf_counter()
-        batch, out_seqs = self.prepare(sched)
+        batch, out_seqs = step.batch, step.out_seqs
+        last = [s.token_ids[-1] for s in out_seqs]
+        if step.last_rows is None:
+            batch.tokens[:] = last
+        elif out_seqs:
+            batch.tokens[step.last_rows] = last
+        pending = self.model.decode_async(self.kv, batch)
+        for s in out_seqs:
+            s.token_ids.append(PENDING_TOKEN)
+        # The runner's sampling buffer is the next prepare()'s: keep what the logit controls read.
+        sampling = batch.sampling.copy() if batch.want_logits else None
+        return LaunchedStep(out_seqs, pending, sampling,
+                            {"prepare": step.seconds, "launch": time.perf_counter() - t0})
+
+    def finish(self, step: LaunchedStep) -> ModelOutput:
+        """Waits for the step's sampled ids and puts them in place of the sequences'
+        PENDING_TOKENs. A sequence that finished in the meantime (its PENDING_TOKEN dropped)
+        is left out: that token is wasted."""
+        t0 = time.perf_counter()
+        result = step.pending.wait()
         t1 = time.perf_counter()
-        result = self.model.decode(self.kv, batch)
-        t2 = time.perf_counter()
-        if not out_seqs:
-            return ModelOutput([], [], [], {"prepare": t1 - t0, "forward": t2 - t1})
-        ids = np.asarray(result.token_ids, dtype=np.int64)
-        logprobs: list[dict[int, float] | None] = [None] * len(out_seqs)
-        if batch.want_logits:
-            self._logit_controls(out_seqs, batch.sampling, result.logits, ids, logprobs)
-        return ModelOutput(out_seqs, ids.tolist(), logprobs,
-                           {"prepare": t1 - t0, "forward": t2 - t1,
-                            "logits": time.perf_counter() - t2})
+        seconds = {**step.seconds, "forward": t1 - t0}
+        if not step.out_seqs:
+            return ModelOutput([], [], [], seconds)
+        seqs: list[Sequence] = []
+        tokens: list[int] = []
+        if result.logits is None:
+            for s, t in zip(step.out_seqs, result.token_ids.tolist(), strict=True):
+                token_ids = s.token_ids
+                if token_ids[-1] == PENDING_TOKEN:
+                    token_ids[-1] = t
+                    seqs.append(s)
+                    tokens.append(t)
+            logprobs: list[dict[int, float] | None] = [None] * len(seqs)
+        else:
+            # The logit controls see each sequence without the token being sampled.
+            live = [i for i, s in enumerate(step.out_seqs) if s.token_ids[-1] == PENDING_TOKEN]
+            seqs = [step.out_seqs[i] for i in live]
+            for s in seqs:
+                s.token_ids.pop()
+            ids = np.asarray(result.token_ids, dtype=np.int64)[live]
+            logprobs = [None] * len(seqs)
+            self._logit_controls(seqs, step.sampling[live], result.logits[live], ids, logprobs)
+            tokens = ids.tolist()
+            for s, t in zip(seqs, tokens, strict=True):
+                s.token_ids.append(t)
+        seconds["logits"] = time.perf_counter() - t1
+        return ModelOutput(seqs, tokens, logprobs, seconds)
 
     @staticmethod
     def _logit_controls(seqs: list[Sequence], sampling: np.ndarray, logits: np.ndarray,
@@ -101,16 +165,17 @@ class ModelRunner:
             for i, entry in zip(want, top_logprobs(logits[want], ids[want], ks), strict=True):
                 logprobs[i] = entry
 
-    def prepare(self, sched: SchedulerOutput) -> tuple[DecodeBatch, list[Sequence]]:
-        """The step's batch; its arrays are views of the runner's buffers, valid until the
-        next prepare()."""
+    def prepare(self, sched: SchedulerOutput) -> PreparedStep:
+        """The step's batch but for the last token of its output rows (launch() writes it);
+        its arrays are views of the runner's buffers, valid until the next prepare()."""
+        t0 = time.perf_counter()
         seqs, k = sched.seqs, len(sched.seqs)
         seq_rows = [s.batch_row if s.batch_row is not None else self._take_row(s) for s in seqs]
         if sched.kind == "decode":
             n = k
             tokens, positions = self._tokens[:k], self._positions[:k]
-            tokens[:] = [s.token_ids[-1] for s in seqs]
             positions[:] = [s.num_computed_tokens for s in seqs]
+            last_rows = None  # every row: launch() writes them all
             rows, output, out_seqs = self._seq_ids[:k], self._ones[:k], list(seqs)
             rows[:] = seq_rows
             out_rows, out_positions = rows, positions
@@ -132,13 +197,15 @@ class ModelRunner:
             out_seqs = [s for s, d in zip(seqs, done.tolist(), strict=True) if d]
             out_rows = np.array([r for r, d in zip(seq_rows, done.tolist(), strict=True) if d],
                                 dtype=np.int32)
-            out_positions = positions[(first + lens - 1)[done]]
+            last_rows = (first + lens - 1)[done]
+            out_positions = positions[last_rows]
         sampling, want_logits = None, False
         if out_seqs:
             sampling, want_logits = self._sampling_rows(out_rows, out_positions)
         if self.layout == "slot":
-            return DecodeBatch(tokens=tokens, positions=positions, seq_ids=rows, output=output,
-                               sampling=sampling, want_logits=want_logits), out_seqs
+            batch = DecodeBatch(tokens=tokens, positions=positions, seq_ids=rows, output=output,
+                                sampling=sampling, want_logits=want_logits)
+            return PreparedStep(batch, out_seqs, last_rows, time.perf_counter() - t0)
         width = self._sync_tables(seqs, seq_rows)
         bs = self.block_size
         slots = self._slots[:n]
@@ -146,10 +213,11 @@ class ModelRunner:
         slots += positions % bs
         # Only the columns the batch's longest table uses (Model.decode copies the view into
         # a contiguous array): max_model_len may be far longer than any running sequence.
-        return DecodeBatch(
+        batch = DecodeBatch(
             tokens=tokens, positions=positions, seq_ids=rows, output=output, slots=slots,
             block_tables=self._tables[:max(seq_rows) + 1, :width], sampling=sampling,
-            want_logits=want_logits), out_seqs
+            want_logits=want_logits)
+        return PreparedStep(batch, out_seqs, last_rows, time.perf_counter() - t0)
 
     def release(self, seq: Sequence, block_ids: list[int]) -> None:
         """seq's blocks were freed: BLOCK releases the ones no longer referenced, SLOT

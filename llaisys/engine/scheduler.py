@@ -31,6 +31,7 @@ class SchedulerOutput:
     num_tokens: list[int] = field(default_factory=list)  # tokens each computes this step
     aborted: list[Sequence] = field(default_factory=list)  # impossible, finished_aborted
     preempted: list[Sequence] = field(default_factory=list)
+    admitted: list[Sequence] = field(default_factory=list)  # from the waiting queue
     num_decodes: int = 0  # leading entries of seqs that decode one token (mixed batches)
 
     @property
@@ -104,11 +105,14 @@ class RequestScheduler:
             computed = len(cached) * self.bm.block_size if cached else seq.num_computed_tokens
             n = min(seq.num_tokens - computed, budget)
             if not self.bm.can_allocate(seq, computed + n, cached):
+                if self._release_waiting_blocks():
+                    continue  # the head again, with those blocks free (or cached)
                 break
             self.waiting.popleft()
             self.bm.allocate(seq, computed + n, cached)
             seq.state.admit()
             self.running.append(seq)
+            out.admitted.append(seq)
             out.seqs.append(seq)
             out.num_tokens.append(n)
             budget -= n
@@ -124,28 +128,42 @@ class RequestScheduler:
     def _decode(self, out: SchedulerOutput, budget: int) -> int:
         """One token for every running sequence whose prompt is computed; the budget left."""
         # Once per running sequence per step: attributes rather than properties, and the
-        # usual case (the last block has room for the token) checked before _reserve.
+        # usual case (the last block has room for the token) checked before _reserve. A
+        # sequence whose pending token (async scheduling) reaches its length limit finishes
+        # with that token.
         bs = self.bm.block_size
         seqs, num_tokens = out.seqs, out.num_tokens
         for seq in list(self.running):
             if budget == 0:
                 break
-            computed = seq.num_computed_tokens
-            if (len(seq.token_ids) - computed == 1 and seq.state.status is RequestStatus.RUNNING
+            computed, length = seq.num_computed_tokens, len(seq.token_ids)
+            if (length - computed == 1 and length < seq.max_num_tokens
+                    and seq.state.status is RequestStatus.RUNNING
                     and (computed < len(seq.block_table) * bs or self._reserve(seq, 1, out))):
                 seqs.append(seq)
                 num_tokens.append(1)
                 budget -= 1
         return budget
 
-    def update(self, out: SchedulerOutput) -> None:
-        """Records a step that ran: the scheduled tokens are now in the cache."""
+    def advance(self, out: SchedulerOutput) -> None:
+        """Records a launched step: the scheduled tokens count as computed (the engine
+        publishes their full blocks in the prefix cache once the step has succeeded)."""
         for seq, n in zip(out.seqs, out.num_tokens, strict=True):
             seq.num_computed_tokens += n
-        self.bm.register_computed(out.seqs)
+
+    def unschedule(self, out: SchedulerOutput) -> None:
+        """Drops a decision that will not run (async scheduling: the step before it failed).
+        Nothing was computed; its admissions go back to the head of the waiting queue."""
+        for seq in reversed(out.admitted):
+            if seq.state.status is RequestStatus.RUNNING:
+                self.running.remove(seq)
+                self.bm.free(seq)
+                seq.state.preempt()
+                self.waiting.appendleft(seq)
 
     def finish(self, seq: Sequence) -> None:
         """Removes a finished sequence from the queues and frees its blocks."""
+        seq.drop_pending_token()
         if seq in self.running:
             self.running.remove(seq)
         elif seq in self.waiting:
@@ -166,6 +184,16 @@ class RequestScheduler:
                 return False
         self.bm.allocate(seq, seq.num_computed_tokens + n)
         return True
+
+    def _release_waiting_blocks(self) -> bool:
+        """Frees the blocks waiting sequences hold (forked samples hold their prompt's
+        shared blocks until admitted; they find them in the prefix cache if still there).
+        Otherwise such blocks could starve the head of the queue with nothing running to
+        free others. True if any were held."""
+        holders = [s for s in self.waiting if s.block_table]
+        for seq in holders:
+            self.bm.free(seq)
+        return bool(holders)
 
     def _preempt(self, seq: Sequence) -> None:
         self.running.remove(seq)

@@ -12,21 +12,31 @@ from .sampling_params import SamplingParams
 
 _seq_counter = itertools.count()
 
+# The last entry of token_ids while a launched step is sampling it (async scheduling: the
+# next step is scheduled before the id is known); never a valid id.
+PENDING_TOKEN = -1
+
 
 class Sequence:
     """One sample: prompt + generated token ids, KV progress and its life cycle.
 
-    num_computed_tokens counts tokens whose K/V are in the cache; a step computes
-    token_ids[num_computed_tokens:] (a prompt chunk, or the last sampled token) and, when it
-    reaches the end, samples the next token. After a preemption everything is recomputed.
+    num_computed_tokens counts tokens whose K/V are in the cache (or are being written by a
+    launched step); a step computes token_ids[num_computed_tokens:] (a prompt chunk, or the
+    last sampled token) and, when it reaches the end, samples the next token, held as a
+    PENDING_TOKEN until the step finishes. After a preemption everything is recomputed.
     """
 
-    def __init__(self, request: Request, index: int, detokenizer: IncrementalDetokenizer):
+    def __init__(self, request: Request, index: int, detokenizer: IncrementalDetokenizer,
+                 max_model_len: int | None = None):
         self.seq_id = next(_seq_counter)
         self.request = request
         self.index = index
         self.token_ids = list(request.prompt_token_ids)
         self.num_prompt_tokens = len(self.token_ids)
+        # Length at which it finishes by max_tokens or max_model_len, whichever comes first.
+        self.max_num_tokens = self.num_prompt_tokens + request.params.max_tokens
+        if max_model_len is not None:
+            self.max_num_tokens = min(self.max_num_tokens, max_model_len)
         self.num_computed_tokens = 0
         self.num_cached_tokens = 0  # prompt tokens taken from the prefix cache
         self.block_table: list[int] = []
@@ -61,6 +71,11 @@ class Sequence:
     @property
     def finished(self) -> bool:
         return self.state.finished
+
+    def drop_pending_token(self) -> None:
+        """Forgets the token a launched step samples for it (it finished meanwhile)."""
+        if self.token_ids[-1] == PENDING_TOKEN:
+            self.token_ids.pop()
 
     def __repr__(self) -> str:
         return (f"Sequence({self.request.request_id}#{self.index}, {self.state.status.value}, "

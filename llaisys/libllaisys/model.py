@@ -33,6 +33,8 @@ def declare(lib: ctypes.CDLL) -> None:
         "llaisysKvSeqKeep": [KV, i32],
         "llaisysKvSeqPosMax": [KV, i32, ctypes.POINTER(i64)],
         "llaisysModelDecode": [M, KV, ctypes.POINTER(LlaisysBatch)],
+        "llaisysModelDecodeAsync": [M, KV, ctypes.POINTER(LlaisysBatch)],
+        "llaisysModelSynchronize": [M],
     }
     for name, argtypes in signatures.items():
         fn = getattr(lib, name)

@@ -68,6 +68,21 @@ class DecodeResult:
     logits: np.ndarray | None  # float32[n_out, vocab], when want_logits
 
 
+class PendingDecode:
+    """A queued decode step (Model.decode_async); wait() returns its DecodeResult."""
+
+    def __init__(self, model: Model, result: DecodeResult):
+        self._model = model
+        self._result = result
+        self.completed = False
+
+    def wait(self) -> DecodeResult:
+        """The step's result, once the device has produced it; raises a device fault."""
+        if not self.completed:
+            self._model.synchronize()
+        return self._result
+
+
 class KvStats(NamedTuple):
     capacity: int
     used: int
@@ -163,6 +178,7 @@ class Model:
         self.device = device
         self.device_id = device_id
         self._tokenizer = tokenizer
+        self._pending: PendingDecode | None = None  # the step decode_async left queued
         # Bytes of the weights handed to the core (it copies them; it may widen tensors it
         # does not keep quantized, e.g. a GGUF's embedding table, to the compute dtype).
         self.weight_bytes = 0
@@ -252,6 +268,13 @@ class Model:
 
     def decode(self, kv: KvCache, batch: DecodeBatch) -> DecodeResult:
         """Runs one batch; on any error the KV cache is exactly as before."""
+        return self.decode_async(kv, batch).wait()
+
+    def decode_async(self, kv: KvCache, batch: DecodeBatch) -> PendingDecode:
+        """Queues one batch and returns at once on the GPU (llaisysModelDecodeAsync): the
+        host may prepare the next batch while the device computes this one. The batch's
+        arrays may be reused on return; the result is read with wait(). Errors found before
+        the step runs raise here, the KV cache unchanged."""
         n = int(np.asarray(batch.tokens).size)
         tokens = _column(batch, "tokens", np.int64, n)
         positions = _column(batch, "positions", np.int64, n)
@@ -288,5 +311,18 @@ class Model:
             out_token=_ptr(token_ids, ctypes.c_int64),
             out_logits=_ptr(logits, ctypes.c_float),
         )
-        check(LIB.llaisysModelDecode(self._handle, kv.handle, ctypes.byref(c_batch)))
-        return DecodeResult(token_ids=token_ids, logits=logits)
+        previous, self._pending = self._pending, None
+        if previous is not None:  # the core waits for it first
+            previous.completed = True
+        check(LIB.llaisysModelDecodeAsync(self._handle, kv.handle, ctypes.byref(c_batch)))
+        # Held here as well as by the caller: the core may write token_ids after the
+        # caller dropped its handle (the next decode call waits for it).
+        self._pending = PendingDecode(self, DecodeResult(token_ids=token_ids, logits=logits))
+        return self._pending
+
+    def synchronize(self) -> None:
+        """Waits for the pending step (llaisysModelSynchronize); its result is then complete."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.completed = True
+            check(LIB.llaisysModelSynchronize(self._handle))

@@ -105,6 +105,18 @@ __C llaisysStatus_t llaisysModelDecode(llaisysModel_t model, llaisysKvCache_t kv
                                        const LlaisysBatch *batch) {
     return api_guard([&] {
         CHECK_ARG(batch != nullptr, "llaisysModelDecode: null batch");
-        unwrap(model).decode(unwrap(kv), *batch);
+        unwrap(model).decode(unwrap(kv), *batch, true);
     });
+}
+
+__C llaisysStatus_t llaisysModelDecodeAsync(llaisysModel_t model, llaisysKvCache_t kv,
+                                            const LlaisysBatch *batch) {
+    return api_guard([&] {
+        CHECK_ARG(batch != nullptr, "llaisysModelDecodeAsync: null batch");
+        unwrap(model).decode(unwrap(kv), *batch, false);
+    });
+}
+
+__C llaisysStatus_t llaisysModelSynchronize(llaisysModel_t model) {
+    return api_guard([&] { unwrap(model).synchronize(); });
 }

@@ -310,7 +310,7 @@ void Model::write_outputs(const tensor_t &out_xn, const LlaisysBatch &b) {
     if (b.sampling) {
         const tensor_t ids = rows(ws_.out_ids, n_out);
         ops::sample(ids, logits, b.sampling);
-        ids->read(b.out_token);
+        send_ids(ids, b.out_token);
     }
     if (b.out_logits) {
         if (meta_.dtype == LLAISYS_DTYPE_F32) return logits->read(b.out_logits);
@@ -333,12 +333,35 @@ void Model::restore(KvCache &kv, size_t n, size_t layers) {
     }
 }
 
-void Model::decode(KvCache &kv, const LlaisysBatch &batch) {
+void Model::send_ids(const tensor_t &ids, int64_t *out) {
+#ifdef LLAISYS_ENABLE_NVIDIA
+    if (device_ == LLAISYS_DEVICE_NVIDIA)
+        return pending_ids_.send(reinterpret_cast<const int64_t *>(ids->data()), ids->numel(), out);
+#endif
+    ids->read(out);
+}
+
+void Model::synchronize() {
+#ifdef LLAISYS_ENABLE_NVIDIA
+    pending_ids_.wait();
+#endif
+}
+
+void Model::decode(KvCache &kv, const LlaisysBatch &batch, bool wait) {
+    synchronize(); // one step pending at a time: its ids leave before the next step's
     CHECK_ARG(&kv.model() == this, "decode: the KV cache belongs to another model");
     check_weights();
     Step s = validate(meta_, kv, batch);
+    if (graph_step(kv, s, batch))
+        decode_graph(kv, s, batch);
+    else
+        decode_direct(kv, s, batch);
+    // Logits were read back already (the stream waited); their ids are no reason to wait.
+    if (wait || batch.out_logits) synchronize();
+}
+
+void Model::decode_direct(KvCache &kv, Step &s, const LlaisysBatch &batch) {
     const bool block = kv.layout() == LLAISYS_KV_LAYOUT_BLOCK;
-    if (graph_step(kv, s, batch)) return decode_graph(kv, s, batch);
     reserve(s.n, s.out_rows.size(), block);
     if (!block) s.cells = kv.allocate(s.pos, s.seq); // LLAISYS_ERR_NO_KV_SPACE: nothing taken
     size_t layers_backed_up = 0;
@@ -461,7 +484,7 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
                 params_dev);
         });
         layers_backed_up = m.n_layer;
-        rows(ws_.out_ids, n)->read(b.out_token);
+        send_ids(rows(ws_.out_ids, n), b.out_token);
     } catch (...) {
         restore(kv, n, layers_backed_up); // the padding copies of token 0 backed nothing up
         throw;

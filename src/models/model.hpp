@@ -7,6 +7,7 @@
 #include "models/kv_kernels.hpp"
 #include "tensor/tensor.hpp"
 #ifdef LLAISYS_ENABLE_NVIDIA
+#include "models/nvidia/pending_ids.hpp"
 #include "models/nvidia/step_graph.hpp"
 #endif
 
@@ -29,7 +30,11 @@ public:
     void set_weight(const std::string &name, const void *data, llaisysDataType_t dtype,
                     const std::vector<size_t> &shape);
     void check_weights() const;
-    void decode(KvCache &kv, const LlaisysBatch &batch);
+    // Runs the batch after waiting for any pending step. wait = false
+    // (llaisysModelDecodeAsync): a GPU step may return with its out_token still pending.
+    void decode(KvCache &kv, const LlaisysBatch &batch, bool wait);
+    // Writes the pending step's out_token once the device has produced it.
+    void synchronize();
 
 private:
     struct Layer {
@@ -84,7 +89,11 @@ private:
     tensor_t finish_layer(const Layer &w, const tensor_t &next_norm, const tensor_t &x,
                           const tensor_t &attn);
     void write_outputs(const tensor_t &out_xn, const LlaisysBatch &batch);
+    // ids (on the model's device) to out: at once on the CPU, left pending on the GPU.
+    void send_ids(const tensor_t &ids, int64_t *out);
     void restore(KvCache &kv, size_t n, size_t layers);
+    // Any step the graph path does not take: prompt chunks, mixed steps, logits, the CPU.
+    void decode_direct(KvCache &kv, Step &step, const LlaisysBatch &batch);
     // GPU decode steps of one new token per sequence, all sampled, run as CUDA graphs.
     bool graph_step(const KvCache &kv, const Step &step, const LlaisysBatch &batch) const;
     void decode_graph(KvCache &kv, Step &step, const LlaisysBatch &batch);
@@ -100,6 +109,7 @@ private:
     Workspace ws_;
 #ifdef LLAISYS_ENABLE_NVIDIA
     nvidia::StepGraphs graphs_;
+    nvidia::PendingIds pending_ids_;
 #endif
 };
 

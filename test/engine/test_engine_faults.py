@@ -23,9 +23,11 @@ def model(tmp_path_factory) -> Model:
     return Model.load(write_tiny_hf(tmp_path_factory.mktemp("tiny-faults"), "qwen2"))
 
 
-def engine_of(model: Model, layout: str, mixed_batches: bool = False) -> LLMEngine:
+def engine_of(model: Model, layout: str, mixed_batches: bool = False,
+              async_scheduling: bool = False) -> LLMEngine:
     return LLMEngine(EngineArgs(kv_cache_tokens=128, block_size=4, max_num_seqs=4,
-                                kv_layout=layout, mixed_batches=mixed_batches), model=model)
+                                kv_layout=layout, mixed_batches=mixed_batches,
+                                async_scheduling=async_scheduling), model=model)
 
 
 def reference(model: Model, layout: str) -> dict[str, list[int]]:
@@ -42,11 +44,12 @@ def assert_all_free(engine: LLMEngine) -> None:
     assert engine.executor.worker.kv.stats().used == 0
 
 
+@pytest.mark.parametrize("async_scheduling", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("layout", ["block", "slot"])
 def test_step_of_a_late_request_when_it_raises_then_only_its_step_fails_and_rest_match(
-        model, layout):
+        model, layout, async_scheduling):
     want = reference(model, layout)
-    engine = engine_of(model, layout)
+    engine = engine_of(model, layout, async_scheduling=async_scheduling)
     fault = StepFault(request_ids={"b"})
     engine.executor.after_step = fault
     engine.submit(PROMPTS["a"], GREEDY, request_id="a")
@@ -66,12 +69,13 @@ def test_step_of_a_late_request_when_it_raises_then_only_its_step_fails_and_rest
     assert_all_free(engine)
 
 
+@pytest.mark.parametrize("async_scheduling", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("mixed_batches", [False, True], ids=["split", "mixed"])
 @pytest.mark.parametrize("layout", ["block", "slot"])
 def test_decode_step_when_it_raises_then_its_requests_fail_and_next_ones_match(
-        model, layout, mixed_batches):
+        model, layout, mixed_batches, async_scheduling):
     want = reference(model, layout)
-    engine = engine_of(model, layout, mixed_batches)
+    engine = engine_of(model, layout, mixed_batches, async_scheduling)
     fault = StepFault(skip=3, steps=1)
     engine.executor.after_step = fault
     for name in ("a", "b", "c"):

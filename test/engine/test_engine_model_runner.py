@@ -94,10 +94,11 @@ def test_slot_layout_when_prepared_then_core_sequence_ids_and_no_tables_then_rel
     kv = RecordingKv()
     runner = ModelRunner(engine.model, kv, layout="slot", block_size=4, max_num_seqs=4,
                          max_num_batched_tokens=16, max_model_len=64)
-    batch, out_seqs = runner.prepare(sched)
+    step = runner.prepare(sched)
+    batch = step.batch
     assert batch.slots is None and batch.block_tables is None
-    assert batch.seq_ids.tolist() == [0, 0, 0, 1, 1] and len(out_seqs) == 2
+    assert batch.seq_ids.tolist() == [0, 0, 0, 1, 1] and len(step.out_seqs) == 2
     runner.release(sched.seqs[0], [])
     assert kv.removed == [0]
-    again, _ = runner.prepare(SchedulerOutput("prefill", [sched.seqs[0]], [3]))
+    again = runner.prepare(SchedulerOutput("prefill", [sched.seqs[0]], [3])).batch
     assert np.unique(again.seq_ids).tolist() == [0]

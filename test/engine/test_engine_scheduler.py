@@ -24,7 +24,8 @@ def make_scheduler(num_blocks=64, block_size=4, max_num_seqs=4, max_num_batched_
 def run(sched: RequestScheduler):
     """schedule() + what the engine does after a successful step (token 7 sampled)."""
     out = sched.schedule()
-    sched.update(out)
+    sched.advance(out)
+    sched.bm.register_computed(out.seqs)
     for seq in out.seqs:
         if seq.num_computed_tokens == seq.num_tokens:
             seq.token_ids.append(7)
@@ -151,3 +152,15 @@ def test_max_num_seqs_when_more_running_requested_then_extra_waits():
     run(sched)
     out = run(sched)
     assert out.kind == "decode" and out.seqs == [a] and list(sched.waiting) == [b]
+
+
+def test_waiting_sample_holding_blocks_when_the_head_needs_them_then_they_are_released():
+    sched = make_scheduler(num_blocks=4, block_size=4)
+    head, forked = make_seq(12, max_tokens=4, first=0), make_seq(8, max_tokens=4, first=50)
+    sched.bm.allocate(forked, 8)  # as a forked sample waits with its shared prompt blocks
+    sched.add(head)
+    sched.add(forked)
+    out = sched.schedule()
+    assert out.seqs == [head] and len(head.block_table) == 3
+    assert forked.block_table == [] and forked.num_computed_tokens == 0
+    assert list(sched.waiting) == [forked]

@@ -149,6 +149,19 @@ class FakeModel:
         ids = resample(logits, batch.sampling) if batch.sampling is not None else None
         return DecodeResult(ids, logits if batch.want_logits else None)
 
+    def decode_async(self, kv: FakeKvCache, batch: DecodeBatch) -> CompletedDecode:
+        return CompletedDecode(self.decode(kv, batch))
+
+
+class CompletedDecode:
+    """The fake computes a step when it is launched, as the CPU core does."""
+
+    def __init__(self, result: DecodeResult):
+        self.result = result
+
+    def wait(self) -> DecodeResult:
+        return self.result
+
 
 def fake_engine(model: FakeModel | None = None, **overrides) -> LLMEngine:
     """An LLMEngine over a FakeModel with small limits (block size 4, 256 cached tokens)."""

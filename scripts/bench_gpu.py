@@ -48,6 +48,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-num-batched-tokens", type=int, default=8192)
     p.add_argument("--gpu-memory-utilization", type=float, default=0.5,
                    help="share of the free GPU memory the KV cache takes")
+    p.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
+                   help="the workload's engine setting (default: the engine's, on for nvidia)")
     p.add_argument("--skip", action="append", default=[],
                    choices=["decode", "prefill", "throughput"])
     p.add_argument("--skip-hf", action="store_true")
@@ -271,7 +273,8 @@ def llaisys_generate(args, prompts: list[list[int]], outputs: list[int]) -> floa
     llm = LLM(str(args.model), device="nvidia", max_num_seqs=args.num_seqs,
               max_num_batched_tokens=args.max_num_batched_tokens,
               max_model_len=args.input_len[1] + args.output_len[1] + 16,
-              kv_cache_memory_fraction=args.gpu_memory_utilization)
+              kv_cache_memory_fraction=args.gpu_memory_utilization,
+              async_scheduling=args.async_scheduling)
     params = [SamplingParams(temperature=0.6, ignore_eos=True, max_tokens=n) for n in outputs]
     llm.generate([prompts[0]], SamplingParams(max_tokens=4), use_tqdm=False)  # warm-up
     engine = llm.client.engine

@@ -36,6 +36,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-num-seqs", type=int, default=None, help="default: --num-seqs")
     p.add_argument("--max-num-batched-tokens", type=int, default=2048)
     p.add_argument("--kv-cache-tokens", type=int, default=None)
+    p.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
+                   help="default: the engine's (on for nvidia, off for the CPU)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of llaisys and torch (default: all cores)")
     p.add_argument("--peer", choices=["hf"], default=None)
@@ -105,7 +107,7 @@ def main() -> int:
     llm = LLM(str(model_path), device=args.device, dtype=args.dtype, num_threads=threads,
               max_num_seqs=args.max_num_seqs or args.num_seqs,
               max_num_batched_tokens=args.max_num_batched_tokens,
-              kv_cache_tokens=args.kv_cache_tokens)
+              kv_cache_tokens=args.kv_cache_tokens, async_scheduling=args.async_scheduling)
     prompts, outputs = workload(args, llm.client.engine.model_config.vocab_size)
     params = [SamplingParams(temperature=0.6, ignore_eos=True, max_tokens=n) for n in outputs]
     n_in, n_out = sum(map(len, prompts)), sum(outputs)

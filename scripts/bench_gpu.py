@@ -86,17 +86,21 @@ class Core:
         self.greedy = np.zeros(max_seqs, dtype=SAMPLING_DTYPE)
         self.greedy["top_p"] = 1.0
 
-    def step(self, seqs: np.ndarray, tokens, positions, output: np.ndarray | None,
-             n_out: int) -> np.ndarray:
+    def queue(self, seqs: np.ndarray, tokens, positions, output: np.ndarray | None,
+              n_out: int, prev_row: np.ndarray | None = None):
         from llaisys.models import DecodeBatch
 
         pos = np.asarray(positions, dtype=np.int64)
         slots = self.tables[seqs, pos // self.block].astype(np.int64) * self.block + (
             pos % self.block)
-        return self.model.decode(self.kv, DecodeBatch(
+        return self.model.decode_async(self.kv, DecodeBatch(
             tokens=np.asarray(tokens, dtype=np.int64), positions=pos, seq_ids=seqs,
-            output=output, slots=slots, block_tables=self.tables[:int(seqs.max()) + 1],
-            sampling=self.greedy[:n_out])).token_ids
+            output=output, prev_row=prev_row, slots=slots,
+            block_tables=self.tables[:int(seqs.max()) + 1], sampling=self.greedy[:n_out]))
+
+    def step(self, seqs: np.ndarray, tokens, positions, output: np.ndarray | None,
+             n_out: int) -> np.ndarray:
+        return self.queue(seqs, tokens, positions, output, n_out).wait().token_ids
 
     def prefill(self, prompts: np.ndarray, first_seq: int = 0) -> np.ndarray:
         b, n = prompts.shape
@@ -105,12 +109,26 @@ class Core:
         out[n - 1::n] = 1
         return self.step(seqs, prompts.reshape(-1), np.tile(np.arange(n), b), out, b)
 
-    def decode(self, first: np.ndarray, start: int, steps: int) -> None:
+    def decode(self, first: np.ndarray, start: int, steps: int, queued: bool = True) -> None:
+        """Greedy steps of every sequence. queued: each step is queued before the one before
+        it is waited for, its tokens taken from that step's samples on the device (prev_row),
+        as the engine's async scheduling does; else each step waits for its ids."""
         seqs = np.arange(len(first), dtype=np.int32)
         out = np.ones(len(first), dtype=np.int8)
-        tok = first
+        if not queued:
+            tok = first
+            for i in range(steps):
+                tok = self.step(seqs, tok, [start + i] * len(first), out, len(first))
+            return
+        rows = np.arange(len(first), dtype=np.int32)
+        before = None
         for i in range(steps):
-            tok = self.step(seqs, tok, [start + i] * len(first), out, len(first))
+            step = self.queue(seqs, first, [start + i] * len(first), out, len(first),
+                              None if i == 0 else rows)
+            if before is not None:
+                before.wait()
+            before = step
+        before.wait()
 
 
 class HF:
@@ -212,6 +230,12 @@ def bench_core(args, cfg: dict, rng: np.random.Generator) -> None:
         core.kv.clear()
         first = core.prefill(prompt)
         t = sync_time(lambda: core.decode(first, args.prompt_len, args.decode_tokens))
+        core.kv.clear()
+        first = core.prefill(prompt)
+        waited = sync_time(lambda: core.decode(first, args.prompt_len, args.decode_tokens,
+                                               queued=False))
+        print(f"decode      each step waited for (no prev_row): "
+              f"{args.decode_tokens / waited:.1f} tok/s", flush=True)
         peer = None
         if hf:
             hf.decode(prompt[0], 8)

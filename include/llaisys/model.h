@@ -122,6 +122,11 @@ typedef struct LlaisysBatch {
     const int64_t *pos;    /* [n_tokens] in [0, max_position) */
     const int32_t *seq_id; /* [n_tokens] SLOT: in [0, n_seq_max); BLOCK: row of block_tables */
     const int8_t *output;  /* [n_tokens] nonzero: produce an output row; NULL: last token only */
+    /* [n_tokens] or NULL. Where prev_row[i] >= 0, token i is the id this model sampled for
+     * output row prev_row[i] of its previous decode call (token[i] is ignored): a step can be
+     * queued before the previous step's ids reach the host. That call must have sampled and
+     * succeeded (a call refused by its checks does not count). */
+    const int32_t *prev_row;
 
     /* BLOCK layout only (ignored for SLOT). */
     const int64_t *slot;         /* [n_tokens] cell = block_tables[seq][pos / bs] * bs + pos % bs */
@@ -146,19 +151,25 @@ typedef struct LlaisysBatch {
 __C LLAISYS_API llaisysStatus_t llaisysModelDecode(llaisysModel_t model, llaisysKvCache_t kv,
                                                    const LlaisysBatch *batch);
 
+/* Decode steps that llaisysModelDecodeAsync may leave pending at once. */
+#define LLAISYS_MAX_PENDING_DECODES 2
+
 /* llaisysModelDecode that may return once the step is queued on the device, before its
- * out_token is written, so the caller can prepare the next batch while the device computes
- * (async scheduling). The input arrays may be reused on return; out_token must stay valid
- * until llaisysModelSynchronize, which writes it (out_logits is written before return). The
- * return codes and what they say about the cache are llaisysModelDecode's for every check
- * made before the step runs; a device fault while it runs is reported by Synchronize. A model
- * has at most one pending step: any later decode call first waits for it, as Synchronize
- * does. On the CPU the step has completed when the call returns. */
+ * out_token is written, so the host can prepare and queue the next step while the device
+ * computes (async scheduling; with prev_row the next step needs no ids from this one). The
+ * input arrays may be reused on return; out_token must stay valid until
+ * llaisysModelSynchronize writes it (out_logits is written before return). The return codes
+ * and what they say about the cache are llaisysModelDecode's for every check made before the
+ * step runs; a device fault while it runs is reported by Synchronize. At most
+ * LLAISYS_MAX_PENDING_DECODES steps are pending: a call that would exceed it first waits
+ * for the oldest, as Synchronize does; llaisysModelDecode waits for all. On the CPU the step
+ * has completed when the call returns. */
 __C LLAISYS_API llaisysStatus_t llaisysModelDecodeAsync(llaisysModel_t model, llaisysKvCache_t kv,
                                                         const LlaisysBatch *batch);
 
-/* Waits for the model's pending step, if any, and writes its out_token. An error here is a
- * device fault: the step's KV writes and outputs are lost and the device needs a restart. */
-__C LLAISYS_API llaisysStatus_t llaisysModelSynchronize(llaisysModel_t model);
+/* Waits for the model's pending steps, oldest first, until at most max_pending remain, and
+ * writes the out_token of each step waited for (max_pending 0: all). An error here is a device
+ * fault: the steps' KV writes and outputs are lost and the device needs a restart. */
+__C LLAISYS_API llaisysStatus_t llaisysModelSynchronize(llaisysModel_t model, int32_t max_pending);
 
 #endif /* LLAISYS_MODEL_H */

@@ -61,7 +61,7 @@ class LLMEngine:
         self._requests: dict[str, Request] = {}
         self._finished: dict[str, GenerationOutput] = {}
         self._pending: list[StreamChunk] = []  # from abort() between steps
-        # Async scheduling: the step launched and not finished yet, with its decision.
+        # Async scheduling: the last step launched and not finished yet, with its decision.
         self._in_flight: tuple[SchedulerOutput, LaunchedStep] | None = None
         self._rng = np.random.default_rng()
         self._eos = frozenset(model.tokenizer.eos_token_ids or model.config.eos_token_ids)
@@ -138,9 +138,10 @@ class LLMEngine:
         """One scheduler decision and one core decode; the chunks of the step that finished.
 
         Synchronous: schedule, launch, wait, process. With async scheduling a step is in
-        flight between calls: the next decision is scheduled and its batch prepared while
-        the device computes it, launched as soon as its sampled ids are in, and its outputs
-        are processed while the device computes the next one.
+        flight between calls: the next decision is scheduled and prepared while the device
+        computes it, and queued before its ids are read (the core takes them on the device)
+        unless they may change on the host (logits asked for: then right after). Its tokens
+        are processed while the device computes the next step.
         """
         start = time.perf_counter()
         chunks, self._pending = self._pending, []
@@ -148,13 +149,18 @@ class LLMEngine:
             sched = self._schedule(chunks)
             if sched is None or not self._launch(sched, self._prepare(sched, chunks), chunks):
                 return chunks
+        (sched, launched), self._in_flight = self._in_flight, None
         nxt = prepared = None
         if self.config.async_scheduling:
             nxt = self._schedule(chunks)
             prepared = self._prepare(nxt, chunks) if nxt is not None else None
-        (sched, launched), self._in_flight = self._in_flight, None
+            if prepared is None:
+                nxt = None
+            elif not launched.host_ids:
+                self._launch(nxt, prepared, chunks)
+                nxt = None
         out = self._finish(sched, launched, chunks)
-        if nxt is not None:
+        if nxt is not None:  # its tokens may be the ones the host just re-drew
             if out is None:  # that step failed: this decision was made on its account
                 self.scheduler.unschedule(nxt)
             elif not self._launch(nxt, prepared, chunks):

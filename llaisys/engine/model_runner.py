@@ -9,9 +9,10 @@ is the core's sequence id and the core places the tokens. Batch arrays are built
 over whole steps (no per-token Python loops); buffers are allocated once and reused.
 
 A step is prepared, launched and finished in three calls, so that with async scheduling
-the engine prepares step N + 1 while the device computes step N: launch() returns once the
-step is queued and marks each sampling sequence with a PENDING_TOKEN, finish() waits and
-puts the sampled ids in their place, and the next launch() reads its last tokens only then.
+the engine prepares and queues step N + 1 while the device computes step N: launch()
+returns once the step is queued and marks each sampling sequence with a PENDING_TOKEN;
+the next launch() has the core take a still pending token from step N's samples on the
+device; finish() waits for one step and puts its sampled ids in place.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class LaunchedStep:
     out_seqs: list[Sequence]
     pending: PendingDecode
     sampling: np.ndarray | None  # the output rows' params, kept when logits come back
+    host_ids: bool  # logits come back: finish() may re-draw ids, the next step reads them then
     seconds: dict[str, float]
 
 
@@ -80,6 +82,7 @@ class ModelRunner:
         self._arange = np.arange(n, dtype=np.int64)
         self._ones = np.ones(n, dtype=np.int8)  # decode: every token outputs
         self._tokens = np.empty(n, dtype=np.int64)
+        self._prev_row = np.empty(n, dtype=np.int32)
         self._positions = np.empty(n, dtype=np.int64)
         self._seq_ids = np.empty(n, dtype=np.int32)
         self._output = np.empty(n, dtype=np.int8)
@@ -96,27 +99,36 @@ class ModelRunner:
 
     def launch(self, step: PreparedStep) -> LaunchedStep:
         """Queues the step on the device. The last token of each output row is read only
-        now: it may be the one the step before sampled. Each output sequence gets a
-        PENDING_TOKEN for the token this step samples."""
+        now: the step before may have sampled it, and while that step is in flight (its
+        PENDING_TOKEN still there) the core takes it from that step's samples on the device
+        (prev_row). Each output sequence gets a PENDING_TOKEN for the token this step samples."""
         t0 = time.perf_counter()
         batch, out_seqs = step.batch, step.out_seqs
         last = [s.token_ids[-1] for s in out_seqs]
-        if step.last_rows is None:
-            batch.tokens[:] = last
-        elif out_seqs:
-            batch.tokens[step.last_rows] = last
+        rows = slice(None) if step.last_rows is None else step.last_rows
+        batch.prev_row = None
+        if PENDING_TOKEN in last:
+            batch.prev_row = prev_row = self._prev_row[:len(batch.tokens)]
+            prev_row.fill(-1)
+            prev_row[rows] = [s.sampled_row if t == PENDING_TOKEN else -1
+                              for s, t in zip(out_seqs, last, strict=True)]
+            last = [max(t, 0) for t in last]  # ignored where taken; a valid id for the checks
+        if out_seqs:
+            batch.tokens[rows] = last
         pending = self.model.decode_async(self.kv, batch)
-        for s in out_seqs:
+        for i, s in enumerate(out_seqs):
             s.token_ids.append(PENDING_TOKEN)
+            s.sampled_row = i
         # The runner's sampling buffer is the next prepare()'s: keep what the logit controls read.
         sampling = batch.sampling.copy() if batch.want_logits else None
-        return LaunchedStep(out_seqs, pending, sampling,
+        return LaunchedStep(out_seqs, pending, sampling, batch.want_logits,
                             {"prepare": step.seconds, "launch": time.perf_counter() - t0})
 
     def finish(self, step: LaunchedStep) -> ModelOutput:
-        """Waits for the step's sampled ids and puts them in place of the sequences'
-        PENDING_TOKENs. A sequence that finished in the meantime (its PENDING_TOKEN dropped)
-        is left out: that token is wasted."""
+        """Waits for the step's sampled ids (not for a step launched after it) and puts them
+        in place of the sequences' PENDING_TOKENs, the last but one where the next step's
+        follows. A sequence that finished in the meantime (its PENDING_TOKENs dropped) is
+        left out: its token is wasted."""
         t0 = time.perf_counter()
         result = step.pending.wait()
         t1 = time.perf_counter()
@@ -129,12 +141,16 @@ class ModelRunner:
             for s, t in zip(step.out_seqs, result.token_ids.tolist(), strict=True):
                 token_ids = s.token_ids
                 if token_ids[-1] == PENDING_TOKEN:
-                    token_ids[-1] = t
+                    if len(token_ids) > 1 and token_ids[-2] == PENDING_TOKEN:
+                        token_ids[-2] = t
+                    else:
+                        token_ids[-1] = t
                     seqs.append(s)
                     tokens.append(t)
             logprobs: list[dict[int, float] | None] = [None] * len(seqs)
         else:
-            # The logit controls see each sequence without the token being sampled.
+            # No step was launched after this one (its ids may change here): the logit
+            # controls see each sequence without the token being sampled.
             live = [i for i, s in enumerate(step.out_seqs) if s.token_ids[-1] == PENDING_TOKEN]
             seqs = [step.out_seqs[i] for i in live]
             for s in seqs:

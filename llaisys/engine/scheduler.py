@@ -129,8 +129,8 @@ class RequestScheduler:
         """One token for every running sequence whose prompt is computed; the budget left."""
         # Once per running sequence per step: attributes rather than properties, and the
         # usual case (the last block has room for the token) checked before _reserve. A
-        # sequence whose pending token (async scheduling) reaches its length limit finishes
-        # with that token.
+        # sequence whose pending tokens (async scheduling) reach its length limit finishes
+        # with them.
         bs = self.bm.block_size
         seqs, num_tokens = out.seqs, out.num_tokens
         for seq in list(self.running):
@@ -163,7 +163,7 @@ class RequestScheduler:
 
     def finish(self, seq: Sequence) -> None:
         """Removes a finished sequence from the queues and frees its blocks."""
-        seq.drop_pending_token()
+        seq.drop_pending_tokens()
         if seq in self.running:
             self.running.remove(seq)
         elif seq in self.waiting:

@@ -12,8 +12,8 @@ from .sampling_params import SamplingParams
 
 _seq_counter = itertools.count()
 
-# The last entry of token_ids while a launched step is sampling it (async scheduling: the
-# next step is scheduled before the id is known); never a valid id.
+# An entry of token_ids (one of the last two) while a launched step is sampling it (async
+# scheduling: later steps are scheduled and queued before the id is known); never a valid id.
 PENDING_TOKEN = -1
 
 
@@ -41,6 +41,7 @@ class Sequence:
         self.num_cached_tokens = 0  # prompt tokens taken from the prefix cache
         self.block_table: list[int] = []
         self.batch_row: int | None = None  # the model runner's row while it holds blocks
+        self.sampled_row = 0  # its output row in the last launched step that sampled for it
         self.num_hashed_blocks = 0  # leading blocks published in the prefix cache
         self.last_block_hash: int | None = None
         self.state = RequestState()
@@ -72,9 +73,9 @@ class Sequence:
     def finished(self) -> bool:
         return self.state.finished
 
-    def drop_pending_token(self) -> None:
-        """Forgets the token a launched step samples for it (it finished meanwhile)."""
-        if self.token_ids[-1] == PENDING_TOKEN:
+    def drop_pending_tokens(self) -> None:
+        """Forgets the tokens launched steps sample for it (it finished meanwhile)."""
+        while self.token_ids[-1] == PENDING_TOKEN:
             self.token_ids.pop()
 
     def __repr__(self) -> str:

@@ -34,7 +34,7 @@ def declare(lib: ctypes.CDLL) -> None:
         "llaisysKvSeqPosMax": [KV, i32, ctypes.POINTER(i64)],
         "llaisysModelDecode": [M, KV, ctypes.POINTER(LlaisysBatch)],
         "llaisysModelDecodeAsync": [M, KV, ctypes.POINTER(LlaisysBatch)],
-        "llaisysModelSynchronize": [M],
+        "llaisysModelSynchronize": [M, i32],
     }
     for name, argtypes in signatures.items():
         fn = getattr(lib, name)

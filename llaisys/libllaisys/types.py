@@ -132,6 +132,7 @@ class LlaisysBatch(ctypes.Structure):
         ("pos", ctypes.POINTER(ctypes.c_int64)),
         ("seq_id", ctypes.POINTER(ctypes.c_int32)),
         ("output", ctypes.POINTER(ctypes.c_int8)),
+        ("prev_row", ctypes.POINTER(ctypes.c_int32)),
         ("slot", ctypes.POINTER(ctypes.c_int64)),
         ("n_seqs", ctypes.c_int32),
         ("block_table_width", ctypes.c_int32),

@@ -8,6 +8,7 @@ LlaisysBatch (include/llaisys/model.h) and raises the core's typed errors
 from __future__ import annotations
 
 import ctypes
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ from ..libllaisys import (
 from ..tensor import DataType, DeviceType
 from .config import ModelConfig
 from .tokenizer import Tokenizer
+
+# Decode steps the core leaves pending at most (LLAISYS_MAX_PENDING_DECODES in model.h).
+MAX_PENDING_DECODES = 2
 
 # One row of per-output sampling controls, laid out as LlaisysSamplingParams.
 SAMPLING_DTYPE = np.dtype(
@@ -52,6 +56,9 @@ class DecodeBatch:
     positions: np.ndarray  # int64[n]
     seq_ids: np.ndarray  # int32[n]: SLOT sequence id, BLOCK row of block_tables
     output: np.ndarray | None = None  # int8[n]; None: the last token only
+    # int32[n] or None: where >= 0, the token is the id this model sampled for that output
+    # row of its previous decode call (taken on the device; tokens[i] is ignored there)
+    prev_row: np.ndarray | None = None
     slots: np.ndarray | None = None  # int64[n], BLOCK only
     block_tables: np.ndarray | None = None  # int32[n_seqs, width], BLOCK only; -1 padded
     sampling: np.ndarray | None = None  # SAMPLING_DTYPE[n_out]
@@ -77,9 +84,11 @@ class PendingDecode:
         self.completed = False
 
     def wait(self) -> DecodeResult:
-        """The step's result, once the device has produced it; raises a device fault."""
+        """The step's result, once the device has produced it (steps queued after it may
+        still run); raises a device fault."""
         if not self.completed:
-            self._model.synchronize()
+            pending = self._model._pending
+            self._model.synchronize(len(pending) - 1 - pending.index(self))
         return self._result
 
 
@@ -178,7 +187,7 @@ class Model:
         self.device = device
         self.device_id = device_id
         self._tokenizer = tokenizer
-        self._pending: PendingDecode | None = None  # the step decode_async left queued
+        self._pending: deque[PendingDecode] = deque()  # queued steps, oldest first
         # Bytes of the weights handed to the core (it copies them; it may widen tensors it
         # does not keep quantized, e.g. a GGUF's embedding table, to the compute dtype).
         self.weight_bytes = 0
@@ -280,6 +289,7 @@ class Model:
         positions = _column(batch, "positions", np.int64, n)
         seq_ids = _column(batch, "seq_ids", np.int32, n)
         output = _column(batch, "output", np.int8, n)
+        prev_row = _column(batch, "prev_row", np.int32, n)
         slots = _column(batch, "slots", np.int64, n)
         tables = None
         if batch.block_tables is not None:
@@ -303,6 +313,7 @@ class Model:
             pos=_ptr(positions, ctypes.c_int64),
             seq_id=_ptr(seq_ids, ctypes.c_int32),
             output=_ptr(output, ctypes.c_int8),
+            prev_row=_ptr(prev_row, ctypes.c_int32),
             slot=_ptr(slots, ctypes.c_int64),
             n_seqs=0 if tables is None else tables.shape[0],
             block_table_width=0 if tables is None else tables.shape[1],
@@ -311,18 +322,26 @@ class Model:
             out_token=_ptr(token_ids, ctypes.c_int64),
             out_logits=_ptr(logits, ctypes.c_float),
         )
-        previous, self._pending = self._pending, None
-        if previous is not None:  # the core waits for it first
-            previous.completed = True
         check(LIB.llaisysModelDecodeAsync(self._handle, kv.handle, ctypes.byref(c_batch)))
+        if len(self._pending) == MAX_PENDING_DECODES:  # the core waited for the oldest
+            self._pending.popleft().completed = True
         # Held here as well as by the caller: the core may write token_ids after the
-        # caller dropped its handle (the next decode call waits for it).
-        self._pending = PendingDecode(self, DecodeResult(token_ids=token_ids, logits=logits))
-        return self._pending
+        # caller dropped its handle (a later call waits for it).
+        step = PendingDecode(self, DecodeResult(token_ids=token_ids, logits=logits))
+        self._pending.append(step)
+        if batch.want_logits:  # the core read the logits back: every step before is complete
+            self._complete(0)
+        return step
 
-    def synchronize(self) -> None:
-        """Waits for the pending step (llaisysModelSynchronize); its result is then complete."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.completed = True
-            check(LIB.llaisysModelSynchronize(self._handle))
+    def synchronize(self, max_pending: int = 0) -> None:
+        """Waits for pending steps, oldest first, until at most max_pending remain
+        (llaisysModelSynchronize); their results are then complete."""
+        if len(self._pending) > max_pending:
+            try:
+                check(LIB.llaisysModelSynchronize(self._handle, max_pending))
+            finally:  # a device fault leaves nothing pending
+                self._complete(max_pending)
+
+    def _complete(self, max_pending: int) -> None:
+        while len(self._pending) > max_pending:
+            self._pending.popleft().completed = True

@@ -18,6 +18,8 @@ struct Step {
     size_t n = 0;
     std::vector<int64_t> tokens, pos;
     std::vector<int32_t> seq;
+    std::vector<int32_t> prev_row; // empty: every token given (LlaisysBatch.prev_row)
+    tensor_t prev_ids;             // the ids prev_row indexes: the previous step's samples
     std::vector<int64_t> out_rows; // token rows producing outputs, in token order (none when
                                    // the batch asks for neither tokens nor logits)
     std::vector<int64_t> cells;    // cache cell of each token
@@ -33,7 +35,9 @@ template <typename... Args> [[noreturn]] void bad_batch(const Args &...args) {
     fail(LLAISYS_ERR_INVALID_BATCH, "invalid batch: ", args...);
 }
 
-Step validate(const LlaisysModelMeta &m, const KvCache &kv, const LlaisysBatch &b) {
+// prev_sampled: rows the model's previous decode call sampled (what prev_row may name).
+Step validate(const LlaisysModelMeta &m, const KvCache &kv, const LlaisysBatch &b,
+              size_t prev_sampled) {
     if (b.n_tokens < 1) bad_batch("n_tokens must be >= 1, got ", b.n_tokens);
     if (!b.token || !b.pos || !b.seq_id) bad_batch("token, pos and seq_id are required");
     if ((b.sampling == nullptr) != (b.out_token == nullptr))
@@ -44,6 +48,8 @@ Step validate(const LlaisysModelMeta &m, const KvCache &kv, const LlaisysBatch &
     s.tokens.assign(b.token, b.token + s.n);
     s.pos.assign(b.pos, b.pos + s.n);
     s.seq.assign(b.seq_id, b.seq_id + s.n);
+    if (b.prev_row && std::any_of(b.prev_row, b.prev_row + s.n, [](int32_t r) { return r >= 0; }))
+        s.prev_row.assign(b.prev_row, b.prev_row + s.n);
 
     if (block) {
         if (!b.slot) bad_batch("BLOCK layout needs slot");
@@ -57,8 +63,14 @@ Step validate(const LlaisysModelMeta &m, const KvCache &kv, const LlaisysBatch &
     for (size_t i = 0; i < s.n; ++i) {
         const int64_t tok = s.tokens[i], p = s.pos[i];
         const int32_t q = s.seq[i];
-        if (tok < 0 || uint64_t(tok) >= m.vocab_size)
+        if (!s.prev_row.empty() && s.prev_row[i] >= 0) {
+            if (size_t(s.prev_row[i]) >= prev_sampled)
+                bad_batch("token ", i, ": prev_row ", s.prev_row[i],
+                          " but the previous decode call sampled ", prev_sampled, " rows");
+            s.tokens[i] = 0; // taken on the device
+        } else if (tok < 0 || uint64_t(tok) >= m.vocab_size) {
             bad_batch("token ", i, ": id ", tok, " out of range [0, ", m.vocab_size, ")");
+        }
         if (p < 0 || uint64_t(p) >= m.max_position)
             bad_batch("token ", i, ": position ", p, " out of range [0, ", m.max_position, ")");
         if (q < 0 || q >= n_seqs)
@@ -211,8 +223,10 @@ void Model::reserve(size_t tokens, size_t outputs, bool backups) {
         ws_.out_x = new_tensor({ws_.outputs, m.hidden_size}, dt);
         ws_.out_attn = new_tensor({ws_.outputs, m.n_head * m.head_dim}, dt);
         ws_.logits = new_tensor({ws_.outputs, m.vocab_size}, dt);
-        ws_.out_ids = new_tensor({ws_.outputs}, LLAISYS_DTYPE_I64);
     }
+    // Grown, not kept: a step that takes ids from the old tensor holds it (Step::prev_ids).
+    if (!sampled_ids_ || sampled_ids_->numel() < outputs)
+        sampled_ids_ = new_tensor({std::max<size_t>(outputs, 256)}, LLAISYS_DTYPE_I64);
 }
 
 // The layer after its attention; leaves xn = next_norm(x), the next layer's (or the final)
@@ -245,6 +259,10 @@ Model::StepInputs Model::upload_step(const Step &s) {
                      nullptr};
     if (!s.out_rows.empty() && s.out_rows.size() < s.n)
         in.out_rows = upload(ws_.out_rows_i, LLAISYS_DTYPE_I64, s.out_rows);
+    if (!s.prev_row.empty()) {
+        in.prev_row = upload(ws_.prev_row_i, LLAISYS_DTYPE_I32, s.prev_row);
+        in.prev_ids = s.prev_ids;
+    }
     return in;
 }
 
@@ -267,6 +285,7 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
     const tensor_t attn2 = attn->view({n, qd});
     const float scale = 1.f / std::sqrt(float(m.head_dim));
 
+    if (in.prev_row) take_sampled_ids(tokens, in.prev_row, in.prev_ids);
     ops::embedding(x, tokens, embed_);
     ops::rms_norm(xn, x, layers_[0].input_norm, m.rms_norm_eps);
     for (size_t l = 0; l < m.n_layer; ++l) {
@@ -308,7 +327,7 @@ void Model::write_outputs(const tensor_t &out_xn, const LlaisysBatch &b) {
     const size_t n_out = out_xn->dim(0);
     const tensor_t logits = logits_of(out_xn);
     if (b.sampling) {
-        const tensor_t ids = rows(ws_.out_ids, n_out);
+        const tensor_t ids = rows(sampled_ids_, n_out);
         ops::sample(ids, logits, b.sampling);
         send_ids(ids, b.out_token);
     }
@@ -341,23 +360,28 @@ void Model::send_ids(const tensor_t &ids, int64_t *out) {
     ids->read(out);
 }
 
-void Model::synchronize() {
+void Model::synchronize(size_t max_pending) {
 #ifdef LLAISYS_ENABLE_NVIDIA
-    pending_ids_.wait();
+    pending_ids_.wait_until(max_pending);
+#else
+    (void)max_pending;
 #endif
 }
 
 void Model::decode(KvCache &kv, const LlaisysBatch &batch, bool wait) {
-    synchronize(); // one step pending at a time: its ids leave before the next step's
     CHECK_ARG(&kv.model() == this, "decode: the KV cache belongs to another model");
     check_weights();
-    Step s = validate(meta_, kv, batch);
+    Step s = validate(meta_, kv, batch, sampled_rows_);
+    s.prev_ids = sampled_ids_;
+    sampled_rows_ = 0;                      // until this call has sampled
+    const size_t n_out = s.out_rows.size(); // a graph step pads out_rows
     if (graph_step(kv, s, batch))
         decode_graph(kv, s, batch);
     else
         decode_direct(kv, s, batch);
+    if (batch.sampling) sampled_rows_ = n_out;
     // Logits were read back already (the stream waited); their ids are no reason to wait.
-    if (wait || batch.out_logits) synchronize();
+    if (wait || batch.out_logits) synchronize(0);
 }
 
 void Model::decode_direct(KvCache &kv, Step &s, const LlaisysBatch &batch) {
@@ -404,16 +428,18 @@ bool Model::graph_step(const KvCache &kv, const Step &s, const LlaisysBatch &b) 
 #endif
 }
 
-std::vector<const void *> Model::graph_buffers(const KvCache &kv) const {
+std::vector<const void *> Model::graph_buffers(const KvCache &kv, const tensor_t &prev_ids) const {
     std::vector<const void *> p;
     auto add = [&](const tensor_t &t) { p.push_back(t ? t->data() : nullptr); };
+    add(prev_ids);
+    add(sampled_ids_);
+    add(ws_.prev_row_i);
     // Graph steps run on the GPU, where q, k and v are views of the fused q/k/v tensors.
     for (const tensor_t *t :
-         {&ws_.x,           &ws_.xn,        &ws_.qkv,          &ws_.attn,      &ws_.o,
-          &ws_.gate,        &ws_.up,        &ws_.act,          &ws_.logits,    &ws_.out_ids,
-          &ws_.tokens_i,    &ws_.pos_i,     &ws_.cells_i,      &ws_.key_row_i, &ws_.n_keys_i,
-          &ws_.key_table_i, &ws_.params_u8, &ws_.attn_scratch, &embed_,        &norm_,
-          &lm_head_})
+         {&ws_.x,         &ws_.xn,           &ws_.qkv,       &ws_.attn,     &ws_.o,
+          &ws_.gate,      &ws_.up,           &ws_.act,       &ws_.logits,   &ws_.tokens_i,
+          &ws_.pos_i,     &ws_.cells_i,      &ws_.key_row_i, &ws_.n_keys_i, &ws_.key_table_i,
+          &ws_.params_u8, &ws_.attn_scratch, &embed_,        &norm_,        &lm_head_})
         add(*t);
     for (size_t l = 0; l < meta_.n_layer; ++l) {
         add(ws_.backup_k[l]);
@@ -443,6 +469,7 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
         s.cells.push_back(s.cells[0]);
         s.key_row.push_back(s.key_row[0]);
         s.n_keys.push_back(s.n_keys[0]);
+        if (!s.prev_row.empty()) s.prev_row.push_back(s.prev_row[0]);
         params.push_back(params[0]);
     }
     s.n = nb;
@@ -472,19 +499,21 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
     in.keys.scratch = ws_.attn_scratch;
     const tensor_t params_dev = rows(ws_.params_u8, nb * sizeof(LlaisysSamplingParams));
     params_dev->load(params.data());
-    const tensor_t ids = rows(ws_.out_ids, nb);
+    const tensor_t ids = rows(sampled_ids_, nb);
     // Layers whose backup rows hold what this step's cells held before it: those a direct run
     // reached, none while a graph is captured (nothing runs), all once the graph launched.
     size_t layers_backed_up = 0;
     try {
-        graphs_.run(nb << 32 | bucket, graph_buffers(kv), [&](bool executes) {
+        // Steps taking ids on the device hold one more kernel: a graph of their own.
+        const size_t takes = s.prev_row.empty() ? 0 : size_t(1) << 31;
+        graphs_.run(nb << 32 | takes | bucket, graph_buffers(kv, s.prev_ids), [&](bool executes) {
             size_t captured_layers = 0;
             ops::sample(
                 ids, logits_of(forward(kv, s, in, executes ? layers_backed_up : captured_layers)),
                 params_dev);
         });
         layers_backed_up = m.n_layer;
-        send_ids(rows(ws_.out_ids, n), b.out_token);
+        send_ids(rows(sampled_ids_, n), b.out_token);
     } catch (...) {
         restore(kv, n, layers_backed_up); // the padding copies of token 0 backed nothing up
         throw;

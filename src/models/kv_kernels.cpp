@@ -74,6 +74,33 @@ void gather_rows(tensor_t idx, std::initializer_list<RowMove> moves) {
     move_rows("gather_rows", false, idx, moves);
 }
 
+void take_sampled_ids(tensor_t tokens, tensor_t prev_row, tensor_t sampled) {
+    const char *op = "take_sampled_ids";
+    ops::check_not_null(op, {&tokens, &prev_row, &sampled});
+    ops::check_same_device(op, {tokens, prev_row, sampled});
+    ops::check_dtype(op, tokens, LLAISYS_DTYPE_I64, "tokens");
+    ops::check_dtype(op, prev_row, LLAISYS_DTYPE_I32, "prev_row");
+    ops::check_dtype(op, sampled, LLAISYS_DTYPE_I64, "sampled");
+    ops::check_contiguous(op, {tokens, prev_row, sampled});
+    CHECK_SHAPE(tokens->ndim() == 1 && prev_row->ndim() == 1 && sampled->ndim() == 1 &&
+                    tokens->dim(0) == prev_row->dim(0),
+                op, ": tokens and prev_row must be 1-D of one length, got ",
+                shape_str(tokens->shape()), " and ", shape_str(prev_row->shape()));
+    auto *out = reinterpret_cast<int64_t *>(tokens->data());
+    const auto *rows = reinterpret_cast<const int32_t *>(prev_row->data());
+    const auto *ids = reinterpret_cast<const int64_t *>(sampled->data());
+    switch (tokens->device_type()) {
+    case LLAISYS_DEVICE_CPU:
+        return cpu::take_sampled_ids(out, rows, ids, tokens->dim(0));
+#ifdef LLAISYS_ENABLE_NVIDIA
+    case LLAISYS_DEVICE_NVIDIA:
+        return nvidia::take_sampled_ids(out, rows, ids, tokens->dim(0));
+#endif
+    default:
+        fail(LLAISYS_ERR_UNSUPPORTED, op, ": unsupported device");
+    }
+}
+
 void rope_store_kv(tensor_t q, tensor_t k, tensor_t v, tensor_t pos, float theta, tensor_t k_cache,
                    tensor_t v_cache, tensor_t cells, tensor_t backup_k, tensor_t backup_v) {
     const char *op = "rope_store_kv";

@@ -29,6 +29,11 @@ void gather_rows(tensor_t idx, std::initializer_list<RowMove> moves);
 void rope_store_kv(tensor_t q, tensor_t k, tensor_t v, tensor_t pos, float theta, tensor_t k_cache,
                    tensor_t v_cache, tensor_t cells, tensor_t backup_k, tensor_t backup_v);
 
+// tokens[i] = sampled[prev_row[i]] where prev_row[i] >= 0 (LlaisysBatch.prev_row: a step's
+// tokens taken from the previous step's samples on the device); tokens and sampled I64,
+// prev_row I32 [n], every prev_row below sampled's length.
+void take_sampled_ids(tensor_t tokens, tensor_t prev_row, tensor_t sampled);
+
 // Where the keys of each query token live. Key j (0 <= j < n_keys[i]) of token i is cell
 //   table[row[i] + j / block_size] * block_size + j % block_size
 // A BLOCK cache passes its block tables (row = sequence row * width); a SLOT cache passes

@@ -33,8 +33,9 @@ public:
     // Runs the batch after waiting for any pending step. wait = false
     // (llaisysModelDecodeAsync): a GPU step may return with its out_token still pending.
     void decode(KvCache &kv, const LlaisysBatch &batch, bool wait);
-    // Writes the pending step's out_token once the device has produced it.
-    void synchronize();
+    // Waits for pending steps, oldest first, until at most max_pending remain, writing the
+    // out_token of each.
+    void synchronize(size_t max_pending);
 
 private:
     struct Layer {
@@ -56,10 +57,11 @@ private:
         size_t tokens = 0, outputs = 0;
         tensor_t x, xn, q, k, v, attn, o, gate, up, act; // [tokens, ...]
         tensor_t qkv; // [tokens, nh + 2 nkvh, d]: a fused q/k/v product (q, k, v unused)
-        std::vector<tensor_t> backup_k, backup_v;  // BLOCK rollback, per layer
-        tensor_t out_x, out_attn, logits, out_ids; // [outputs, ...]
+        std::vector<tensor_t> backup_k, backup_v; // BLOCK rollback, per layer
+        tensor_t out_x, out_attn, logits;         // [outputs, ...]
         // Step metadata, each grown on its own.
         tensor_t tokens_i, pos_i, cells_i, out_rows_i, key_row_i, n_keys_i, key_table_i;
+        tensor_t prev_row_i;   // LlaisysBatch.prev_row
         tensor_t params_u8;    // sampling params of a graph step, on the device
         tensor_t attn_scratch; // split partials of a graph step's attention
     };
@@ -67,7 +69,8 @@ private:
     struct StepInputs {
         tensor_t tokens, pos, cells;
         KeyMap keys;
-        tensor_t out_rows; // when only some rows produce outputs
+        tensor_t out_rows;           // when only some rows produce outputs
+        tensor_t prev_row, prev_ids; // tokens taken from the previous step's samples
     };
 
     // q/k/v as one matrix (Layer::qkv): on the GPU, where cuBLAS runs them as one GEMM.
@@ -97,7 +100,7 @@ private:
     // GPU decode steps of one new token per sequence, all sampled, run as CUDA graphs.
     bool graph_step(const KvCache &kv, const Step &step, const LlaisysBatch &batch) const;
     void decode_graph(KvCache &kv, Step &step, const LlaisysBatch &batch);
-    std::vector<const void *> graph_buffers(const KvCache &kv) const;
+    std::vector<const void *> graph_buffers(const KvCache &kv, const tensor_t &prev_ids) const;
 
     LlaisysModelMeta meta_;
     llaisysDeviceType_t device_;
@@ -107,6 +110,11 @@ private:
     std::vector<WeightSlot> weights_; // every required weight, in upload-name order
     std::unordered_map<std::string, size_t> weight_index_;
     Workspace ws_;
+    // The ids the last decode call drew (device) and how many rows of them are valid (0 when
+    // it failed or did not sample): what the next call's prev_row may name. Kept out of ws_,
+    // which starts over when the token buffers grow.
+    tensor_t sampled_ids_;
+    size_t sampled_rows_ = 0;
 #ifdef LLAISYS_ENABLE_NVIDIA
     nvidia::StepGraphs graphs_;
     nvidia::PendingIds pending_ids_;

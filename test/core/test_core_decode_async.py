@@ -1,7 +1,9 @@
-"""llaisysModelDecodeAsync and llaisysModelSynchronize (Model.decode_async): a queued step
-gives what a synchronous one gives; a model holds one pending step, which any later decode
-call waits for; an error found before a step runs leaves nothing new pending and the cache
-as it was."""
+"""llaisysModelDecodeAsync, llaisysModelSynchronize and LlaisysBatch.prev_row
+(Model.decode_async, DecodeBatch.prev_row): queued steps give what synchronous ones give;
+a step may take its tokens from the previous step's samples on the device, so it can be
+queued before they reach the host; at most MAX_PENDING_DECODES steps are pending, and a
+call beyond that waits for the oldest; an error found before a step runs leaves the pending
+steps, the cache and the ids a next step may take as they were."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 
 from llaisys.errors import InvalidBatchError
 from llaisys.models import Model
+from llaisys.models.model import MAX_PENDING_DECODES
 from test.utils.batch_builders import CacheRunner, SeqChunk
 from test.utils.hf_reference import VOCAB, tiny_model
 
@@ -26,65 +29,88 @@ def prompt(seed: int, n: int) -> list[int]:
     return [int(t) for t in np.random.default_rng(seed).integers(0, VOCAB, n)]
 
 
-def greedy_ids(model: Model, layout: str, tokens: list[int], steps: int, queued: bool
-               ) -> list[int]:
-    """The prompt's next token, then `steps` greedy decode steps of one token each (the
-    GPU's graph steps), each run by decode or by decode_async + wait."""
+def queue(model: Model, run: CacheRunner, chunks: list[SeqChunk], prev_row=None, **kw):
+    batch = run.batch(chunks, sampling=GREEDY, want_logits=False, **kw)
+    if prev_row is not None:
+        batch.prev_row = np.asarray(prev_row, dtype=np.int32)
+    return model.decode_async(run.kv, batch)
+
+
+def greedy_ids(model: Model, layout: str, tokens: list[int], steps: int) -> list[int]:
+    """The prompt's next token, then `steps` greedy decode steps, each run synchronously."""
     run = CacheRunner(model, layout)
     ids, chunk = [], SeqChunk(0, tokens)
     for _ in range(steps + 1):
-        batch = run.batch([chunk], sampling=GREEDY, want_logits=False)
-        result = (model.decode_async(run.kv, batch).wait() if queued
-                  else model.decode(run.kv, batch))
+        result = model.decode(run.kv, run.batch([chunk], sampling=GREEDY, want_logits=False))
         ids.append(int(result.token_ids[0]))
         chunk = SeqChunk(0, [ids[-1]], start=chunk.start + len(chunk.tokens))
     return ids
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_greedy_steps_when_queued_and_waited_then_same_ids_as_synchronous(model, layout):
+def test_greedy_steps_when_each_takes_the_previous_id_on_the_device_then_same_ids(model, layout):
     toks = prompt(1, 9)
-    want = greedy_ids(model, layout, toks, 6, queued=False)
-    assert greedy_ids(model, layout, toks, 6, queued=True) == want
+    want = greedy_ids(model, layout, toks, 6)
+    run = CacheRunner(model, layout)
+    steps = [queue(model, run, [SeqChunk(0, toks)])]
+    for i in range(6):  # queued before the step it takes its token from is waited for
+        steps.append(queue(model, run, [SeqChunk(0, [0], start=len(toks) + i)], prev_row=[0]))
+        assert not steps[-1].completed
+    assert [int(s.wait().token_ids[0]) for s in steps] == want
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_pending_step_when_another_decode_is_queued_then_it_completes_first_unchanged(
+def test_prompt_chunk_and_decode_when_taking_permuted_rows_then_match_explicit_tokens(
         model, layout):
-    a, b = prompt(2, 7), prompt(3, 5)
-    want_a = greedy_ids(model, layout, a, 1, queued=False)
-    want_b = greedy_ids(model, layout, b, 0, queued=False)
+    a, b = prompt(2, 6), prompt(3, 4)
     run = CacheRunner(model, layout)
-    first = model.decode_async(run.kv, run.batch([SeqChunk(0, a)], sampling=GREEDY,
-                                                 want_logits=False))
-    # Not waited for: the next call waits for it inside the core.
-    second = model.decode_async(run.kv, run.batch([SeqChunk(1, b)], sampling=GREEDY,
-                                                  want_logits=False))
-    assert first.completed and not second.completed
-    third = model.decode_async(run.kv, run.batch(
-        [SeqChunk(0, [int(first.wait().token_ids[0])], start=len(a))], sampling=GREEDY,
-        want_logits=False))
-    assert [int(first.wait().token_ids[0]), int(third.wait().token_ids[0])] == want_a
-    assert int(second.wait().token_ids[0]) == want_b[0]
-    assert third.completed
+    first = queue(model, run, [SeqChunk(0, a), SeqChunk(1, b)])
+    # The next step, queued before the first is waited for: b decodes its sampled id (row 1);
+    # a computes a chunk of its sampled id (row 0) and one given token.
+    took = queue(model, run, [SeqChunk(1, [0], start=len(b)), SeqChunk(0, [0, 17], start=len(a))],
+                 prev_row=[1, 0, -1])
+    ids = first.wait().token_ids.tolist()
+    explicit = CacheRunner(model, layout)
+    model.decode(explicit.kv, explicit.batch([SeqChunk(0, a), SeqChunk(1, b)], sampling=GREEDY,
+                                             want_logits=False))
+    want = model.decode(explicit.kv, explicit.batch(
+        [SeqChunk(1, [ids[1]], start=len(b)), SeqChunk(0, [ids[0], 17], start=len(a))],
+        sampling=GREEDY, want_logits=False))
+    assert took.wait().token_ids.tolist() == want.token_ids.tolist()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_pending_steps_when_one_more_is_queued_then_the_oldest_completes_first(model, layout):
+    seqs = [prompt(10 + i, 5 + i) for i in range(MAX_PENDING_DECODES + 1)]
+    want = [greedy_ids(model, layout, s, 0)[0] for s in seqs]
+    run = CacheRunner(model, layout, n_seq_max=len(seqs))
+    steps = [queue(model, run, [SeqChunk(i, s)]) for i, s in enumerate(seqs)]
+    assert steps[0].completed and not any(s.completed for s in steps[1:])
+    assert [int(s.wait().token_ids[0]) for s in reversed(steps)] == want[::-1]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_pending_step_when_the_next_batch_is_invalid_then_it_raises_and_the_step_is_kept(
         model, layout):
     toks = prompt(4, 6)
-    want = greedy_ids(model, layout, toks, 0, queued=False)
+    want = greedy_ids(model, layout, toks, 1)
     run = CacheRunner(model, layout)
-    pending = model.decode_async(run.kv, run.batch([SeqChunk(0, toks)], sampling=GREEDY,
-                                                   want_logits=False))
+    pending = queue(model, run, [SeqChunk(0, toks)])
     used = run.kv.stats().used
-    bad = run.batch([SeqChunk(1, [VOCAB + 3])], sampling=GREEDY, want_logits=False)
     with pytest.raises(InvalidBatchError, match="out of range"):
-        model.decode_async(run.kv, bad)
-    assert run.kv.stats().used == used  # the failed call placed nothing
-    assert pending.completed and int(pending.wait().token_ids[0]) == want[0]
-    model.synchronize()  # nothing pending: returns at once
-    # The model keeps decoding: the sequence continues from its pending token.
-    nxt = model.decode(run.kv, run.batch([SeqChunk(0, want[:1], start=len(toks))],
-                                         sampling=GREEDY, want_logits=False))
-    assert int(nxt.token_ids[0]) == greedy_ids(model, layout, toks, 1, queued=False)[1]
+        queue(model, run, [SeqChunk(1, [VOCAB + 3])])
+    with pytest.raises(InvalidBatchError, match="prev_row 1 but the previous decode call "
+                                                "sampled 1 rows"):
+        queue(model, run, [SeqChunk(0, [0], start=len(toks))], prev_row=[1])
+    assert run.kv.stats().used == used and not pending.completed  # nothing placed, no wait
+    # The failed calls left the samples a step may take: the sequence continues from them.
+    nxt = queue(model, run, [SeqChunk(0, [0], start=len(toks))], prev_row=[0])
+    assert [int(pending.wait().token_ids[0]), int(nxt.wait().token_ids[0])] == want
+
+
+def test_step_without_sampling_when_the_next_takes_a_row_then_invalid(model):
+    toks = prompt(5, 5)
+    run = CacheRunner(model, "block")
+    model.decode(run.kv, run.batch([SeqChunk(0, toks)]))  # logits only: nothing sampled
+    with pytest.raises(InvalidBatchError, match="sampled 0 rows"):
+        queue(model, run, [SeqChunk(0, [0], start=len(toks))], prev_row=[0])

@@ -156,17 +156,22 @@ def test_real_core_when_scheduled_async_then_outputs_match_synchronous(model, la
     assert run(True) == want
 
 
-def test_step_when_it_fails_after_the_next_admitted_a_request_then_that_one_runs_normally():
+@pytest.mark.parametrize("failing", ["greedy", "logprobs"])
+def test_step_when_it_fails_after_the_next_admitted_a_request_then_that_one_runs_normally(
+        failing):
     want = outputs(fake_engine(FakeModel(script=SCRIPT)), {"b": PARAMS["greedy"]})
     engine = fake_engine(FakeModel(script=SCRIPT), async_scheduling=True)
     fault = StepFault(skip=1, steps=1)  # the prefill of a passes, its first decode fails
     engine.executor.after_step = fault
-    engine.submit(prompt(5), PARAMS["greedy"], request_id="a")
+    engine.submit(prompt(5), PARAMS[failing], request_id="a")
     engine.step()
     engine.submit(prompt(0), PARAMS["greedy"], request_id="b")
     engine.step()  # b is admitted while a's decode runs; that decode fails
     assert fault.failed == {"a"}
-    assert engine._requests["b"].seqs[0].state.status is RequestStatus.WAITING
+    # Greedy: b's prefill was queued before a's ids were read, and runs. Logprobs: a's ids
+    # come back with logits, so b's prefill waited for them and was dropped unrun.
+    status = engine._requests["b"].seqs[0].state.status
+    assert status is (RequestStatus.RUNNING if failing == "greedy" else RequestStatus.WAITING)
     assert engine.collect("a").outputs[0].finish_reason == "abort"
     outs, _ = run_all(engine)
     assert [c.token_ids for c in outs["b"].outputs] == [c[0] for c in want["b"]]

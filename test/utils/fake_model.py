@@ -99,6 +99,7 @@ class FakeModel:
         self.eos_logit = eos_logit
         self.fail_next: Exception | None = None  # raised by the next decode
         self.batches: list[DecodeBatch] = []
+        self._sampled = np.empty(0, np.int64)  # ids of the last decode call (prev_row)
         self.weight_bytes = 0
 
     def kv_bytes_per_token(self) -> int:
@@ -129,6 +130,12 @@ class FakeModel:
         self.batches.append(batch)
         bs, tables = kv.block_size, batch.block_tables
         tokens, pos, rows = batch.tokens, batch.positions, batch.seq_ids
+        if batch.prev_row is not None:  # ids this model sampled in its previous call
+            taken = batch.prev_row >= 0
+            if (batch.prev_row[taken] >= len(self._sampled)).any():
+                raise InvalidBatchError("prev_row names a row the previous call did not sample")
+            tokens = np.where(taken, self._sampled[np.maximum(batch.prev_row, 0)], tokens) \
+                if len(self._sampled) else tokens
         blocks = tables[rows, pos // bs]
         if (tokens < 0).any() or (tokens >= VOCAB).any():
             raise InvalidBatchError("token id out of range")
@@ -147,6 +154,7 @@ class FakeModel:
                 raise AssertionError(f"row {rows[t]} reads a cell that does not hold its position")
             logits[i] = self.logits_for(kv.tokens[cells])
         ids = resample(logits, batch.sampling) if batch.sampling is not None else None
+        self._sampled = ids if ids is not None else np.empty(0, np.int64)
         return DecodeResult(ids, logits if batch.want_logits else None)
 
     def decode_async(self, kv: FakeKvCache, batch: DecodeBatch) -> CompletedDecode:

@@ -22,6 +22,11 @@ void move_rows(const RowMoves &m, bool scatter, const int64_t *idx, size_t n) {
     }
 }
 
+void take_sampled_ids(int64_t *tokens, const int32_t *prev_row, const int64_t *sampled, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+        if (prev_row[i] >= 0) tokens[i] = sampled[prev_row[i]];
+}
+
 namespace {
 
 AttentionTaskFn task_for(llaisysDataType_t dtype) {

@@ -20,6 +20,9 @@ struct RowMoves {
 // cells[j][idx[i]] = rows[j][i] (scatter) or rows[j][i] = cells[j][idx[i]].
 void move_rows(const RowMoves &m, bool scatter, const int64_t *idx, size_t n);
 
+// tokens[i] = sampled[prev_row[i]] where prev_row[i] >= 0.
+void take_sampled_ids(int64_t *tokens, const int32_t *prev_row, const int64_t *sampled, size_t n);
+
 struct AttentionShape {
     size_t n, nh, nkvh, d, dv;
 };

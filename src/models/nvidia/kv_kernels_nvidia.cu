@@ -100,6 +100,24 @@ void move_rows(const cpu::RowMoves &m, bool scatter, const int64_t *idx, size_t 
                                          "gather_rows");
 }
 
+namespace {
+
+__global__ void take_sampled_ids_kernel(int64_t *tokens, const int32_t *prev_row,
+                                        const int64_t *sampled, int n) {
+    wait_for_prior_grid();
+    allow_dependents_early();
+    const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+    if (i < n && prev_row[i] >= 0) tokens[i] = sampled[prev_row[i]];
+}
+
+} // namespace
+
+void take_sampled_ids(int64_t *tokens, const int32_t *prev_row, const int64_t *sampled, size_t n) {
+    if (n == 0) return;
+    launch_dependent("take_sampled_ids", take_sampled_ids_kernel, dim3(unsigned((n + 255) / 256)),
+                     256, 0, tokens, prev_row, sampled, int(n));
+}
+
 void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,
                      const std::byte *v_cache, const int32_t *table, const int64_t *row,
                      const int32_t *n_keys, size_t block_size, const cpu::AttentionShape &s,

@@ -6,6 +6,7 @@ namespace llaisys::models::nvidia {
 
 // Device twins of models/cpu/kv_kernels_cpu.hpp; every pointer is device memory.
 void move_rows(const cpu::RowMoves &m, bool scatter, const int64_t *idx, size_t n);
+void take_sampled_ids(int64_t *tokens, const int32_t *prev_row, const int64_t *sampled, size_t n);
 // Elements between consecutive tokens of q, k and v (each token's heads packed).
 struct TokenPitches {
     ptrdiff_t q, k, v;

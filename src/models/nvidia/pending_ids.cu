@@ -9,32 +9,50 @@ namespace llaisys::models::nvidia {
 using namespace device::nvidia;
 
 PendingIds::~PendingIds() {
-    if (n_) cudaStreamSynchronize(stream()); // errors cannot leave a destructor
-    if (pinned_) cudaFreeHost(pinned_);
+    if (pending_) cudaStreamSynchronize(stream()); // errors cannot leave a destructor
+    for (Slot &s : slots_) {
+        if (s.pinned) cudaFreeHost(s.pinned);
+        if (s.done) cudaEventDestroy(cudaEvent_t(s.done));
+    }
 }
 
 void PendingIds::send(const int64_t *device_ids, size_t n, int64_t *out) {
-    CHECK_ARG(n_ == 0, "PendingIds::send: the previous ids are still pending");
-    if (n > capacity_) {
-        if (pinned_) check_cuda(cudaFreeHost(pinned_), "cudaFreeHost");
-        pinned_ = nullptr, capacity_ = 0;
+    constexpr size_t kSlots = LLAISYS_MAX_PENDING_DECODES;
+    if (pending_ == kSlots) wait_until(kSlots - 1);
+    Slot &s = slots_[(oldest_ + pending_) % kSlots];
+    if (n > s.capacity) {
+        if (s.pinned) check_cuda(cudaFreeHost(s.pinned), "cudaFreeHost");
+        s.pinned = nullptr, s.capacity = 0;
         const size_t grown = std::max<size_t>(n, 256);
-        check_cuda(cudaMallocHost(reinterpret_cast<void **>(&pinned_), grown * sizeof(int64_t)),
+        check_cuda(cudaMallocHost(reinterpret_cast<void **>(&s.pinned), grown * sizeof(int64_t)),
                    "cudaMallocHost");
-        capacity_ = grown;
+        s.capacity = grown;
     }
-    check_cuda(
-        cudaMemcpyAsync(pinned_, device_ids, n * sizeof(int64_t), cudaMemcpyDeviceToHost, stream()),
-        "cudaMemcpyAsync");
-    out_ = out, n_ = n;
+    if (!s.done) {
+        cudaEvent_t event = nullptr;
+        check_cuda(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
+        s.done = event;
+    }
+    check_cuda(cudaMemcpyAsync(s.pinned, device_ids, n * sizeof(int64_t), cudaMemcpyDeviceToHost,
+                               stream()),
+               "cudaMemcpyAsync");
+    check_cuda(cudaEventRecord(cudaEvent_t(s.done), stream()), "cudaEventRecord");
+    s.out = out, s.n = n;
+    ++pending_;
 }
 
-void PendingIds::wait() {
-    if (!n_) return;
-    const size_t n = n_;
-    n_ = 0;
-    check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
-    std::memcpy(out_, pinned_, n * sizeof(int64_t));
+void PendingIds::wait_until(size_t max_pending) {
+    while (pending_ > max_pending) {
+        Slot &s = slots_[oldest_];
+        oldest_ = (oldest_ + 1) % LLAISYS_MAX_PENDING_DECODES;
+        --pending_;
+        const cudaError_t err = cudaEventSynchronize(cudaEvent_t(s.done));
+        if (err != cudaSuccess) {
+            pending_ = 0;
+            check_cuda(err, "cudaEventSynchronize");
+        }
+        std::memcpy(s.out, s.pinned, s.n * sizeof(int64_t));
+    }
 }
 
 } // namespace llaisys::models::nvidia

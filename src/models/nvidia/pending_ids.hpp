@@ -1,7 +1,9 @@
-// A decode step's sampled ids on their way to the host: copied behind the step's kernels on
-// the compute stream into pinned memory, and handed to the caller's out_token once the host
-// waits (llaisysModelDecodeAsync, llaisysModelSynchronize).
+// Decode steps' sampled ids on their way to the host: each copied behind its step's kernels
+// on the compute stream into pinned memory, and handed to the caller's out_token once the
+// host waits for that step (llaisysModelDecodeAsync, llaisysModelSynchronize).
 #pragma once
+
+#include "llaisys/model.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -13,21 +15,25 @@ public:
     PendingIds() = default;
     PendingIds(const PendingIds &) = delete;
     PendingIds &operator=(const PendingIds &) = delete;
-    ~PendingIds(); // waits for a copy in flight before freeing its pinned buffer
+    ~PendingIds(); // waits for the copies in flight before freeing their buffers
 
-    // Queues the copy of n ids from device memory; wait() writes them to out. At most one
-    // copy is pending: the caller waits for the previous one first.
+    // Queues the copy of n ids from device memory behind the work queued so far; a wait
+    // writes them to out. With LLAISYS_MAX_PENDING_DECODES pending, waits for the oldest first.
     void send(const int64_t *device_ids, size_t n, int64_t *out);
-    bool pending() const { return n_ != 0; }
-    // Waits for the stream and writes the pending ids to their out; nothing when none is
-    // pending. On a device error nothing is pending afterwards and the error is thrown.
-    void wait();
+    // Waits for pending copies, oldest first, until at most max_pending remain, writing each
+    // to its out. On a device error nothing is pending afterwards and the error is thrown.
+    void wait_until(size_t max_pending);
 
 private:
-    int64_t *pinned_ = nullptr;
-    size_t capacity_ = 0;
-    int64_t *out_ = nullptr;
-    size_t n_ = 0;
+    struct Slot {
+        int64_t *pinned = nullptr;
+        size_t capacity = 0;
+        void *done = nullptr; // cudaEvent_t recorded after the copy
+        int64_t *out = nullptr;
+        size_t n = 0;
+    };
+    Slot slots_[LLAISYS_MAX_PENDING_DECODES];
+    size_t oldest_ = 0, pending_ = 0;
 };
 
 } // namespace llaisys::models::nvidia

@@ -128,31 +128,38 @@ class Llaisys:
         self.greedy["top_p"] = 1.0
         self.label = f"llaisys {path.name} ({self.model.dtype.name} activations)"
 
-    def _decode(self, seqs: np.ndarray, tokens: list[int], positions: list[int],
-                output: np.ndarray | None, n_out: int) -> np.ndarray:
+    def _queue(self, seqs: np.ndarray, tokens: list[int], positions: list[int],
+               output: np.ndarray | None, n_out: int, prev_row: np.ndarray | None = None):
         from llaisys.models import DecodeBatch
 
         pos = np.asarray(positions, dtype=np.int64)
         slots = (self.tables[seqs, pos // self.block].astype(np.int64) * self.block
                  + pos % self.block)
-        res = self.model.decode(self.kv, DecodeBatch(
+        return self.model.decode_async(self.kv, DecodeBatch(
             tokens=np.asarray(tokens, dtype=np.int64), positions=pos, seq_ids=seqs,
-            output=output, slots=slots, block_tables=self.tables[:int(seqs.max()) + 1],
-            sampling=self.greedy[:n_out]))
-        return res.token_ids
+            output=output, prev_row=prev_row, slots=slots,
+            block_tables=self.tables[:int(seqs.max()) + 1], sampling=self.greedy[:n_out]))
 
     def prefill(self, ids: list[int], seq: int = 0) -> int:
         seqs = np.full(len(ids), seq, dtype=np.int32)
-        return int(self._decode(seqs, ids, list(range(len(ids))), None, 1)[0])
+        return int(self._queue(seqs, ids, list(range(len(ids))), None, 1).wait().token_ids[0])
 
     def decode(self, first: list[int], start: int, steps: int) -> None:
-        """steps tokens for each of len(first) sequences, sequence s at positions start.."""
+        """steps tokens for each of len(first) sequences, sequence s at positions start..;
+        each step is queued before the one before it is waited for, its tokens taken from
+        that step's samples in the core (prev_row), as the engine's async scheduling does
+        (on the CPU a step completes before the call returns)."""
         seqs = np.arange(len(first), dtype=np.int32)
         out = np.ones(len(first), dtype=np.int8)
-        tokens = first
+        rows = np.arange(len(first), dtype=np.int32)
+        before = None
         for i in range(steps):
-            tokens = self._decode(seqs, tokens, [start + i] * len(first), out,
-                                  len(first)).tolist()
+            step = self._queue(seqs, first, [start + i] * len(first), out, len(first),
+                               None if i == 0 else rows)
+            if before is not None:
+                before.wait()
+            before = step
+        before.wait()
 
     def reset(self) -> None:
         self.kv.clear()

@@ -309,7 +309,23 @@ def llaisys_generate(args, prompts: list[list[int]], outputs: list[int]) -> floa
     t = sync_time(lambda: llm.generate(prompts, params, use_tqdm=False))
     if args.profile:
         print_step_phases(engine.profiler)
+        engine.profiler = None
+    rate = engine_decode_rate(llm, prompts[0][:args.prompt_len], args.decode_tokens)
+    print(f"decode      engine (LLM.generate, one request): {rate:.1f} tok/s", flush=True)
     return t
+
+
+def engine_decode_rate(llm, prompt: list[int], tokens: int) -> float:
+    """Single-stream decode through the engine: tokens a second of `tokens` greedy tokens,
+    a run of one token (the prefill, a prefix-cache hit after the warm-up) subtracted."""
+    from llaisys.engine import SamplingParams
+
+    def run(n: int) -> float:
+        params = SamplingParams(temperature=0, ignore_eos=True, max_tokens=n)
+        return sync_time(lambda: llm.generate([prompt], params, use_tqdm=False))
+
+    run(8)
+    return tokens / (run(tokens + 1) - run(1))
 
 
 def print_step_phases(profiler) -> None:

@@ -215,7 +215,9 @@ class LLMEngine:
         except Exception as e:  # noqa: BLE001
             self._fail(sched, e, chunks)
             return None
-        self.block_manager.register_computed(sched.seqs)  # their K/V are in the cache now
+        # Its K/V are in the cache. Blocks a step queued after it fills may be published
+        # too: only steps queued later still read them.
+        self.block_manager.register_computed(sched.seqs)
         return out
 
     def _fail(self, sched: SchedulerOutput, e: Exception, chunks: list[StreamChunk]) -> None:

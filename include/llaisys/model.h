@@ -154,16 +154,18 @@ __C LLAISYS_API llaisysStatus_t llaisysModelDecode(llaisysModel_t model, llaisys
 /* Decode steps that llaisysModelDecodeAsync may leave pending at once. */
 #define LLAISYS_MAX_PENDING_DECODES 2
 
-/* llaisysModelDecode that may return once the step is queued on the device, before its
- * out_token is written, so the host can prepare and queue the next step while the device
- * computes (async scheduling; with prev_row the next step needs no ids from this one). The
- * input arrays may be reused on return; out_token must stay valid until
- * llaisysModelSynchronize writes it (out_logits is written before return). The return codes
- * and what they say about the cache are llaisysModelDecode's for every check made before the
- * step runs; a device fault while it runs is reported by Synchronize. At most
- * LLAISYS_MAX_PENDING_DECODES steps are pending: a call that would exceed it first waits
- * for the oldest, as Synchronize does; llaisysModelDecode waits for all. On the CPU the step
- * has completed when the call returns. */
+/* llaisysModelDecode that may return once the step is queued on the device, so the host can
+ * prepare and queue the next step while the device computes (async scheduling; with
+ * prev_row the next step needs no ids from this one). The input arrays may be reused on
+ * return. Every successful call leaves one pending step, on the CPU too (where it has run
+ * already): its out_token is written when llaisysModelSynchronize waits for it, so it must
+ * stay valid until then (out_logits is written before return, and a call asking for logits
+ * waits for every step). At most LLAISYS_MAX_PENDING_DECODES steps are pending: a call that
+ * would exceed it first waits for the oldest, as Synchronize does. llaisysModelDecode waits
+ * for every step, its own included. Return codes, and what they say about the cache, are
+ * llaisysModelDecode's; a call that fails leaves none of its own work pending (after its
+ * checks passed, it waits for every step first). A device fault while a step runs is
+ * reported by Synchronize. */
 __C LLAISYS_API llaisysStatus_t llaisysModelDecodeAsync(llaisysModel_t model, llaisysKvCache_t kv,
                                                         const LlaisysBatch *batch);
 

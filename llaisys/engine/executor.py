@@ -49,10 +49,10 @@ class Executor:
 
     def finish(self, step: LaunchedStep, sched: SchedulerOutput) -> ModelOutput:
         """Waits for a launched step's sampled tokens."""
-        out = self.worker.runner.finish(step)
-        if self.after_step is not None:
+        self.worker.runner.wait(step)
+        if self.after_step is not None:  # before the tokens are put in place: none is kept
             self.after_step(sched)
-        return out
+        return self.worker.runner.finish(step)
 
     def kv_cache_bytes(self) -> int:
         return self.worker.kv.stats().bytes

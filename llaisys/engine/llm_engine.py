@@ -138,10 +138,11 @@ class LLMEngine:
         """One scheduler decision and one core decode; the chunks of the step that finished.
 
         Synchronous: schedule, launch, wait, process. With async scheduling a step is in
-        flight between calls: the next decision is scheduled and prepared while the device
-        computes it, and queued before its ids are read (the core takes them on the device)
-        unless they may change on the host (logits asked for: then right after). Its tokens
-        are processed while the device computes the next step.
+        flight between calls: while the device computes it, the next decision is scheduled,
+        prepared and queued (the core takes the ids this step samples on the device), and
+        then this step's tokens are processed while the device computes the next. A step
+        whose ids may be re-drawn on the host (it returns logits) is followed the
+        synchronous way.
         """
         start = time.perf_counter()
         chunks, self._pending = self._pending, []
@@ -149,22 +150,15 @@ class LLMEngine:
             sched = self._schedule(chunks)
             if sched is None or not self._launch(sched, self._prepare(sched, chunks), chunks):
                 return chunks
-        (sched, launched), self._in_flight = self._in_flight, None
+        sched, launched = self._in_flight
         nxt = prepared = None
-        if self.config.async_scheduling:
+        if self.config.async_scheduling and not launched.host_ids:
             nxt = self._schedule(chunks)
             prepared = self._prepare(nxt, chunks) if nxt is not None else None
-            if prepared is None:
-                nxt = None
-            elif not launched.host_ids:
-                self._launch(nxt, prepared, chunks)
-                nxt = None
+        self._in_flight = None
+        if prepared is not None:
+            self._launch(nxt, prepared, chunks)
         out = self._finish(sched, launched, chunks)
-        if nxt is not None:  # its tokens may be the ones the host just re-drew
-            if out is None:  # that step failed: this decision was made on its account
-                self.scheduler.unschedule(nxt)
-            elif not self._launch(nxt, prepared, chunks):
-                out = out.without_finished()  # requests of both steps failed
         if out is not None:
             t_process = time.perf_counter()
             self._process(out, chunks)

@@ -63,10 +63,6 @@ class ModelOutput:
     # wall-clock seconds of the runner's phases (prepare, launch, forward: the wait, logits)
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def without_finished(self) -> ModelOutput:
-        keep = [i for i, s in enumerate(self.seqs) if not s.finished]
-        return ModelOutput([self.seqs[i] for i in keep], [self.token_ids[i] for i in keep],
-                           [self.logprobs[i] for i in keep], self.seconds)
 
 
 class ModelRunner:
@@ -124,15 +120,22 @@ class ModelRunner:
         return LaunchedStep(out_seqs, pending, sampling, batch.want_logits,
                             {"prepare": step.seconds, "launch": time.perf_counter() - t0})
 
-    def finish(self, step: LaunchedStep) -> ModelOutput:
-        """Waits for the step's sampled ids (not for a step launched after it) and puts them
-        in place of the sequences' PENDING_TOKENs, the last but one where the next step's
-        follows. A sequence that finished in the meantime (its PENDING_TOKENs dropped) is
-        left out: its token is wasted."""
+    def wait(self, step: LaunchedStep) -> None:
+        """Waits for the step's outputs (not for a step launched after it)."""
         t0 = time.perf_counter()
+        step.pending.wait()
+        step.seconds["forward"] = time.perf_counter() - t0
+
+    def finish(self, step: LaunchedStep) -> ModelOutput:
+        """The step's sampled ids, once waited for, in place of the sequences'
+        PENDING_TOKENs (the last but one where the next step's follows). A sequence that
+        finished in the meantime (its PENDING_TOKENs dropped) is left out: its token is
+        wasted."""
+        if "forward" not in step.seconds:
+            self.wait(step)
         result = step.pending.wait()
         t1 = time.perf_counter()
-        seconds = {**step.seconds, "forward": t1 - t0}
+        seconds = dict(step.seconds)
         if not step.out_seqs:
             return ModelOutput([], [], [], seconds)
         seqs: list[Sequence] = []
@@ -149,8 +152,8 @@ class ModelRunner:
                     tokens.append(t)
             logprobs: list[dict[int, float] | None] = [None] * len(seqs)
         else:
-            # No step was launched after this one (its ids may change here): the logit
-            # controls see each sequence without the token being sampled.
+            # No step is launched after one that returns logits (its ids may change here):
+            # the logit controls see each sequence without the token being sampled.
             live = [i for i, s in enumerate(step.out_seqs) if s.token_ids[-1] == PENDING_TOKEN]
             seqs = [step.out_seqs[i] for i in live]
             for s in seqs:

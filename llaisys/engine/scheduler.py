@@ -31,7 +31,6 @@ class SchedulerOutput:
     num_tokens: list[int] = field(default_factory=list)  # tokens each computes this step
     aborted: list[Sequence] = field(default_factory=list)  # impossible, finished_aborted
     preempted: list[Sequence] = field(default_factory=list)
-    admitted: list[Sequence] = field(default_factory=list)  # from the waiting queue
     num_decodes: int = 0  # leading entries of seqs that decode one token (mixed batches)
 
     @property
@@ -112,7 +111,6 @@ class RequestScheduler:
             self.bm.allocate(seq, computed + n, cached)
             seq.state.admit()
             self.running.append(seq)
-            out.admitted.append(seq)
             out.seqs.append(seq)
             out.num_tokens.append(n)
             budget -= n
@@ -150,16 +148,6 @@ class RequestScheduler:
         publishes their full blocks in the prefix cache once the step has succeeded)."""
         for seq, n in zip(out.seqs, out.num_tokens, strict=True):
             seq.num_computed_tokens += n
-
-    def unschedule(self, out: SchedulerOutput) -> None:
-        """Drops a decision that will not run (async scheduling: the step before it failed).
-        Nothing was computed; its admissions go back to the head of the waiting queue."""
-        for seq in reversed(out.admitted):
-            if seq.state.status is RequestStatus.RUNNING:
-                self.running.remove(seq)
-                self.bm.free(seq)
-                seq.state.preempt()
-                self.waiting.appendleft(seq)
 
     def finish(self, seq: Sequence) -> None:
         """Removes a finished sequence from the queues and frees its blocks."""

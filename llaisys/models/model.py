@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import InvalidBatchError, check
+from ..errors import InvalidBatchError, LlaisysError, check
 from ..libllaisys import (
     LIB,
     LlaisysBatch,
@@ -82,13 +82,16 @@ class PendingDecode:
         self._model = model
         self._result = result
         self.completed = False
+        self.error: Exception | None = None  # the device fault that lost it
 
     def wait(self) -> DecodeResult:
         """The step's result, once the device has produced it (steps queued after it may
-        still run); raises a device fault."""
+        still run); raises the device fault that lost it."""
         if not self.completed:
             pending = self._model._pending
             self._model.synchronize(len(pending) - 1 - pending.index(self))
+        if self.error is not None:
+            raise self.error
         return self._result
 
 
@@ -322,7 +325,13 @@ class Model:
             out_token=_ptr(token_ids, ctypes.c_int64),
             out_logits=_ptr(logits, ctypes.c_float),
         )
-        check(LIB.llaisysModelDecodeAsync(self._handle, kv.handle, ctypes.byref(c_batch)))
+        try:
+            check(LIB.llaisysModelDecodeAsync(self._handle, kv.handle, ctypes.byref(c_batch)))
+        except LlaisysError:
+            # Nothing of this call is pending; past its checks the core waited for every
+            # step already, else this waits now: either way the bookkeeping stays exact.
+            self.synchronize(0)
+            raise
         if len(self._pending) == MAX_PENDING_DECODES:  # the core waited for the oldest
             self._pending.popleft().completed = True
         # Held here as well as by the caller: the core may write token_ids after the
@@ -339,8 +348,12 @@ class Model:
         if len(self._pending) > max_pending:
             try:
                 check(LIB.llaisysModelSynchronize(self._handle, max_pending))
-            finally:  # a device fault leaves nothing pending
-                self._complete(max_pending)
+            except LlaisysError as e:  # a device fault: no step is pending in the core now
+                for step in self._pending:
+                    step.error, step.completed = e, True
+                self._pending.clear()
+                raise
+            self._complete(max_pending)
 
     def _complete(self, max_pending: int) -> None:
         while len(self._pending) > max_pending:

@@ -286,7 +286,12 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
     const float scale = 1.f / std::sqrt(float(m.head_dim));
 
     if (in.prev_row) take_sampled_ids(tokens, in.prev_row, in.prev_ids);
-    ops::embedding(x, tokens, embed_);
+    // The GPU gathers the rows without the embedding op's host check of the ids, which
+    // waits for the step before: the ids were checked above, or taken from its samples.
+    if (device_ == LLAISYS_DEVICE_NVIDIA)
+        gather_rows(tokens, {{embed_, x}});
+    else
+        ops::embedding(x, tokens, embed_);
     ops::rms_norm(xn, x, layers_[0].input_norm, m.rms_norm_eps);
     for (size_t l = 0; l < m.n_layer; ++l) {
         const Layer &w = layers_[l];
@@ -328,6 +333,7 @@ void Model::write_outputs(const tensor_t &out_xn, const LlaisysBatch &b) {
     const tensor_t logits = logits_of(out_xn);
     if (b.sampling) {
         const tensor_t ids = rows(sampled_ids_, n_out);
+        sampling_queued_ = true;
         ops::sample(ids, logits, b.sampling);
         send_ids(ids, b.out_token);
     }
@@ -353,32 +359,37 @@ void Model::restore(KvCache &kv, size_t n, size_t layers) {
 }
 
 void Model::send_ids(const tensor_t &ids, int64_t *out) {
-#ifdef LLAISYS_ENABLE_NVIDIA
-    if (device_ == LLAISYS_DEVICE_NVIDIA)
-        return pending_ids_.send(reinterpret_cast<const int64_t *>(ids->data()), ids->numel(), out);
-#endif
-    ids->read(out);
+    pending_ids_.push(reinterpret_cast<const int64_t *>(ids->data()), ids->numel(), out);
+    ids_sent_ = true;
 }
 
-void Model::synchronize(size_t max_pending) {
-#ifdef LLAISYS_ENABLE_NVIDIA
-    pending_ids_.wait_until(max_pending);
-#else
-    (void)max_pending;
-#endif
-}
+void Model::synchronize(size_t max_pending) { pending_ids_.wait_until(max_pending); }
 
 void Model::decode(KvCache &kv, const LlaisysBatch &batch, bool wait) {
     CHECK_ARG(&kv.model() == this, "decode: the KV cache belongs to another model");
     check_weights();
     Step s = validate(meta_, kv, batch, sampled_rows_);
     s.prev_ids = sampled_ids_;
-    sampled_rows_ = 0;                      // until this call has sampled
     const size_t n_out = s.out_rows.size(); // a graph step pads out_rows
-    if (graph_step(kv, s, batch))
-        decode_graph(kv, s, batch);
-    else
-        decode_direct(kv, s, batch);
+    const tensor_t kept_ids = sampled_ids_;
+    const size_t kept_rows = sampled_rows_;
+    sampled_rows_ = 0; // until this call has sampled
+    sampling_queued_ = ids_sent_ = false;
+    try {
+        if (graph_step(kv, s, batch))
+            decode_graph(kv, s, batch);
+        else
+            decode_direct(kv, s, batch);
+    } catch (...) {
+        // Nothing of this call stays pending (its out_token is valid until it returns), and
+        // a call that failed before it sampled leaves the ids the next may take.
+        try {
+            synchronize(0);
+        } catch (...) {}
+        if (!sampling_queued_) sampled_ids_ = kept_ids, sampled_rows_ = kept_rows;
+        throw;
+    }
+    if (!ids_sent_) pending_ids_.push(nullptr, 0, nullptr); // one entry a queued call
     if (batch.sampling) sampled_rows_ = n_out;
     // Logits were read back already (the stream waited); their ids are no reason to wait.
     if (wait || batch.out_logits) synchronize(0);
@@ -506,6 +517,7 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
     try {
         // Steps taking ids on the device hold one more kernel: a graph of their own.
         const size_t takes = s.prev_row.empty() ? 0 : size_t(1) << 31;
+        sampling_queued_ = true;
         graphs_.run(nb << 32 | takes | bucket, graph_buffers(kv, s.prev_ids), [&](bool executes) {
             size_t captured_layers = 0;
             ops::sample(

@@ -30,7 +30,8 @@ void check_meta(const LlaisysModelMeta &m) {
 } // namespace
 
 Model::Model(const LlaisysModelMeta &meta, llaisysDeviceType_t device, int device_id)
-    : meta_(meta), device_(device), device_id_(device_id), layers_(meta.n_layer) {
+    : meta_(meta), device_(device), device_id_(device_id), layers_(meta.n_layer),
+      pending_ids_(device) {
     check_meta(meta_);
     device::check_device(device, device_id);
     const size_t h = meta_.hidden_size, q = meta_.n_head * meta_.head_dim,

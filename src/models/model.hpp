@@ -5,9 +5,9 @@
 #include "llaisys/model.h"
 #include "models/kv_cache.hpp"
 #include "models/kv_kernels.hpp"
+#include "models/pending_ids.hpp"
 #include "tensor/tensor.hpp"
 #ifdef LLAISYS_ENABLE_NVIDIA
-#include "models/nvidia/pending_ids.hpp"
 #include "models/nvidia/step_graph.hpp"
 #endif
 
@@ -92,7 +92,7 @@ private:
     tensor_t finish_layer(const Layer &w, const tensor_t &next_norm, const tensor_t &x,
                           const tensor_t &attn);
     void write_outputs(const tensor_t &out_xn, const LlaisysBatch &batch);
-    // ids (on the model's device) to out: at once on the CPU, left pending on the GPU.
+    // Queues this step's entry: ids (on the model's device) go to out when it is waited for.
     void send_ids(const tensor_t &ids, int64_t *out);
     void restore(KvCache &kv, size_t n, size_t layers);
     // Any step the graph path does not take: prompt chunks, mixed steps, logits, the CPU.
@@ -115,10 +115,14 @@ private:
     // which starts over when the token buffers grow.
     tensor_t sampled_ids_;
     size_t sampled_rows_ = 0;
+    // Of the decode call running: whether its sampler was queued (sampled_ids_ overwritten)
+    // and whether its ids went to pending_ids_.
+    bool sampling_queued_ = false, ids_sent_ = false;
 #ifdef LLAISYS_ENABLE_NVIDIA
     nvidia::StepGraphs graphs_;
-    nvidia::PendingIds pending_ids_;
 #endif
+    // Last: destroyed first, it waits for work in flight before anything else goes.
+    PendingIds pending_ids_;
 };
 
 } // namespace llaisys::models

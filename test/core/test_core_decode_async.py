@@ -2,15 +2,20 @@
 (Model.decode_async, DecodeBatch.prev_row): queued steps give what synchronous ones give;
 a step may take its tokens from the previous step's samples on the device, so it can be
 queued before they reach the host; at most MAX_PENDING_DECODES steps are pending, and a
-call beyond that waits for the oldest; an error found before a step runs leaves the pending
-steps, the cache and the ids a next step may take as they were."""
+call beyond that waits for the oldest; every call is a pending step, on the CPU too (its ids
+are written when it is waited for), sampled or not; a failed call leaves the cache and the
+ids a next step may take as they were; a device fault fails every pending step."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from llaisys.errors import InvalidBatchError
+import llaisys.models.model as model_module
+from llaisys.errors import DeviceError, InvalidBatchError, KvCacheFullError
+from llaisys.libllaisys import LIB, llaisysStatus_t
 from llaisys.models import Model
 from llaisys.models.model import MAX_PENDING_DECODES
 from test.utils.batch_builders import CacheRunner, SeqChunk
@@ -102,7 +107,7 @@ def test_pending_step_when_the_next_batch_is_invalid_then_it_raises_and_the_step
     with pytest.raises(InvalidBatchError, match="prev_row 1 but the previous decode call "
                                                 "sampled 1 rows"):
         queue(model, run, [SeqChunk(0, [0], start=len(toks))], prev_row=[1])
-    assert run.kv.stats().used == used and not pending.completed  # nothing placed, no wait
+    assert run.kv.stats().used == used  # the failed calls placed nothing
     # The failed calls left the samples a step may take: the sequence continues from them.
     nxt = queue(model, run, [SeqChunk(0, [0], start=len(toks))], prev_row=[0])
     assert [int(pending.wait().token_ids[0]), int(nxt.wait().token_ids[0])] == want
@@ -114,3 +119,60 @@ def test_step_without_sampling_when_the_next_takes_a_row_then_invalid(model):
     model.decode(run.kv, run.batch([SeqChunk(0, toks)]))  # logits only: nothing sampled
     with pytest.raises(InvalidBatchError, match="sampled 0 rows"):
         queue(model, run, [SeqChunk(0, [0], start=len(toks))], prev_row=[0])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_sampled_step_when_a_step_without_outputs_follows_then_waiting_gives_its_ids(
+        model, layout):
+    a, b = prompt(6, 5), prompt(7, 12)
+    want = greedy_ids(model, layout, a, 0)
+    run = CacheRunner(model, layout)
+    sampled = queue(model, run, [SeqChunk(0, a)])
+    chunk = model.decode_async(run.kv, run.batch([SeqChunk(1, b[:8], outputs="none")],
+                                                 want_logits=False))
+    assert int(sampled.wait().token_ids[0]) == want[0] and not chunk.completed
+    assert chunk.wait().token_ids is None
+
+
+def test_slot_cache_when_full_then_the_failed_call_keeps_the_ids_a_next_step_takes(model):
+    toks = prompt(8, 6)
+    want = greedy_ids(model, "slot", toks, 1)
+    run = CacheRunner(model, "slot", n_cells=8, n_seq_max=2)
+    first = queue(model, run, [SeqChunk(0, toks)])
+    with pytest.raises(KvCacheFullError):
+        queue(model, run, [SeqChunk(1, prompt(9, 5))])
+    nxt = queue(model, run, [SeqChunk(0, [0], start=len(toks))], prev_row=[0])
+    assert [int(first.wait().token_ids[0]), int(nxt.wait().token_ids[0])] == want
+
+
+def test_pending_steps_when_the_device_faults_then_every_one_raises_the_fault(
+        model, monkeypatch):
+    toks = prompt(10, 5)
+    run = CacheRunner(model, "block")
+    first = queue(model, run, [SeqChunk(0, toks)])
+    second = queue(model, run, [SeqChunk(0, [0], start=len(toks))], prev_row=[0])
+    real = LIB.llaisysModelSynchronize
+
+    class FaultingLib:  # the core's Synchronize reports a device fault once
+        def __getattr__(self, name):
+            return getattr(LIB, name)
+
+        @staticmethod
+        def llaisysModelSynchronize(handle, max_pending):
+            real(handle, 0)  # the core drops what is pending on a fault
+            return int(llaisysStatus_t.ERR_DEVICE)
+
+    monkeypatch.setattr(model_module, "LIB", FaultingLib())
+    with pytest.raises(DeviceError):
+        first.wait()
+    monkeypatch.setattr(model_module, "LIB", LIB)
+    with pytest.raises(DeviceError):  # not the ids of a step the fault lost
+        second.wait()
+    after = model.decode(run.kv, run.batch([SeqChunk(1, toks)], sampling=GREEDY,
+                                           want_logits=False))
+    assert int(after.token_ids[0]) == greedy_ids(model, "block", toks, 0)[0]
+
+
+def test_pending_limit_when_compared_with_the_c_header_then_equal():
+    header = (Path(__file__).resolve().parents[2] / "include/llaisys/model.h").read_text()
+    assert f"#define LLAISYS_MAX_PENDING_DECODES {MAX_PENDING_DECODES}\n" in header

@@ -156,23 +156,44 @@ def test_real_core_when_scheduled_async_then_outputs_match_synchronous(model, la
     assert run(True) == want
 
 
-@pytest.mark.parametrize("failing", ["greedy", "logprobs"])
-def test_step_when_it_fails_after_the_next_admitted_a_request_then_that_one_runs_normally(
-        failing):
+def test_step_when_it_fails_after_the_next_was_queued_then_that_ones_new_request_runs():
     want = outputs(fake_engine(FakeModel(script=SCRIPT)), {"b": PARAMS["greedy"]})
     engine = fake_engine(FakeModel(script=SCRIPT), async_scheduling=True)
     fault = StepFault(skip=1, steps=1)  # the prefill of a passes, its first decode fails
     engine.executor.after_step = fault
-    engine.submit(prompt(5), PARAMS[failing], request_id="a")
-    engine.step()
+    engine.submit(prompt(5), PARAMS["greedy"], request_id="a")
+    chunks = engine.step()
     engine.submit(prompt(0), PARAMS["greedy"], request_id="b")
-    engine.step()  # b is admitted while a's decode runs; that decode fails
+    chunks += engine.step()  # b's prefill is queued while a's decode runs; that one fails
     assert fault.failed == {"a"}
-    # Greedy: b's prefill was queued before a's ids were read, and runs. Logprobs: a's ids
-    # come back with logits, so b's prefill waited for them and was dropped unrun.
-    status = engine._requests["b"].seqs[0].state.status
-    assert status is (RequestStatus.RUNNING if failing == "greedy" else RequestStatus.WAITING)
-    assert engine.collect("a").outputs[0].finish_reason == "abort"
+    assert engine._requests["b"].seqs[0].state.status is RequestStatus.RUNNING
+    a = engine.collect("a").outputs[0]
+    assert a.finish_reason == "abort"
+    assert a.token_ids == [t for c in chunks if c.request_id == "a" for t in c.token_ids]
     outs, _ = run_all(engine)
     assert [c.token_ids for c in outs["b"].outputs] == [c[0] for c in want["b"]]
     assert_all_free(engine)
+
+
+@pytest.mark.parametrize("layout", ["block", "slot"])
+def test_real_core_when_a_prompt_is_chunked_while_others_decode_then_outputs_match(model, layout):
+    """Decode steps queued before prompt chunks that sample nothing: each is waited for in
+    its turn (the core counts every queued call)."""
+    greedy = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
+
+    def run(async_scheduling: bool) -> dict:
+        engine = LLMEngine(EngineArgs(kv_cache_tokens=256, block_size=4, max_num_seqs=4,
+                                      max_num_batched_tokens=8, kv_layout=layout,
+                                      async_scheduling=async_scheduling), model=model)
+        engine.submit(prompt(0), greedy, request_id="a")
+        chunks = engine.step() + engine.step() + engine.step()
+        engine.submit([(7 * j + 3) % 250 for j in range(30)], greedy, request_id="b")
+        outs, rest = run_all(engine)
+        assert_all_free(engine)
+        outs["a"] = engine.collect("a") or outs.get("a")
+        streamed = {n: [t for c in chunks + rest if c.request_id == n for t in c.token_ids]
+                    for n in ("a", "b")}
+        assert all(outs[n].outputs[0].token_ids == streamed[n] for n in ("a", "b"))
+        return streamed
+
+    assert run(True) == run(False)

@@ -38,6 +38,13 @@ def reference(model: Model, layout: str) -> dict[str, list[int]]:
     return {name: outs[name].outputs[0].token_ids for name in PROMPTS}
 
 
+def assert_streamed_is_final(outs: dict, chunks: list) -> None:
+    """What each request streamed is its final output, failed ones included."""
+    for name, out in outs.items():
+        streamed = [t for c in chunks if c.request_id == name for t in c.token_ids]
+        assert out.outputs[0].token_ids == streamed, name
+
+
 def assert_all_free(engine: LLMEngine) -> None:
     stats = engine.stats()
     assert stats.kv_blocks_used == 0 and stats.running == stats.waiting == 0
@@ -61,6 +68,7 @@ def test_step_of_a_late_request_when_it_raises_then_only_its_step_fails_and_rest
     failed = outs["b"].outputs[0]
     assert failed.finish_reason == "abort" and "InjectedFault" in str(failed.stop_reason)
     assert [c.finish_reason for c in first + chunks if c.request_id == "b"][-1] == "abort"
+    assert_streamed_is_final(outs, first + chunks)
     assert_all_free(engine)
     for name in ("c", "b"):  # the engine serves new requests, also with b's prompt
         engine.submit(PROMPTS[name], GREEDY, request_id=name + "2")
@@ -80,8 +88,9 @@ def test_decode_step_when_it_raises_then_its_requests_fail_and_next_ones_match(
     engine.executor.after_step = fault
     for name in ("a", "b", "c"):
         engine.submit(PROMPTS[name], GREEDY, request_id=name)
-    outs, _ = run_all(engine)
+    outs, chunks = run_all(engine)
     assert fault.failed and fault.steps == 0
+    assert_streamed_is_final(outs, chunks)
     for name, out in outs.items():
         if name in fault.failed:
             assert out.outputs[0].finish_reason == "abort"

@@ -85,9 +85,12 @@ class RequestScheduler:
             if len(seq.token_ids) - seq.num_computed_tokens > 1 and \
                     seq.state.status is RequestStatus.RUNNING:
                 n = min(seq.num_uncomputed_tokens, budget)
-                # Mixed: no preemption here, its victims may already decode in this step.
-                if self.mixed_batches and not self.bm.can_allocate(
-                        seq, seq.num_computed_tokens + n):
+                # While others decode, a prompt chunk short of blocks waits for those they
+                # free: preempting would take a sequence that decodes in this step (mixed), or
+                # the chunk's own, recomputed from its start while the decodes wait (without
+                # a prefix cache, for ever).
+                if not self.bm.can_allocate(seq, seq.num_computed_tokens + n) and (
+                        self.mixed_batches or self._any_decoding()):
                     continue
                 if self._reserve(seq, n, out):
                     out.seqs.append(seq)
@@ -172,6 +175,9 @@ class RequestScheduler:
                 return False
         self.bm.allocate(seq, seq.num_computed_tokens + n)
         return True
+
+    def _any_decoding(self) -> bool:
+        return any(len(s.token_ids) - s.num_computed_tokens == 1 for s in self.running)
 
     def _release_waiting_blocks(self) -> bool:
         """Frees the blocks waiting sequences hold (forked samples hold their prompt's

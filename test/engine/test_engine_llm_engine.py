@@ -248,3 +248,18 @@ def test_bad_engine_args_when_created_then_value_error_names_the_field():
         fake_engine(max_model_len=4096)
     with pytest.raises(ValueError, match="holds no block"):
         fake_engine(kv_cache_tokens=3)
+
+
+@pytest.mark.parametrize("async_scheduling", [False, True], ids=["sync", "async"])
+def test_long_prompt_short_of_blocks_while_others_decode_when_no_prefix_cache_then_all_finish(
+        async_scheduling):
+    """A prompt chunk that cannot get its blocks waits for the decodes to free them: it
+    used to preempt itself, start again from its first chunk (no prefix cache) and keep the
+    decodes from running, for ever."""
+    params = SamplingParams(temperature=0, max_tokens=10, ignore_eos=True)
+    prompts = [prompt(i, 5 + 9 * i) for i in range(5)]
+    want = [o.outputs[0].token_ids for o in generate(fake_engine(), prompts, params)]
+    engine = fake_engine(kv_cache_tokens=96, max_num_seqs=4, max_num_batched_tokens=8,
+                         enable_prefix_caching=False, async_scheduling=async_scheduling)
+    got = [o.outputs[0].token_ids for o in generate(engine, prompts, params)]
+    assert got == want and engine.stats().kv_blocks_used == 0

@@ -32,16 +32,17 @@ void check_rows(const char *op, const tensor_t &cells, const tensor_t &idx, cons
         shape_str(rows->shape()));
 }
 
-void check_index(const char *op, const tensor_t &idx) {
-    ops::check_not_null(op, {&idx});
-    ops::check_dtype(op, idx, LLAISYS_DTYPE_I64, "idx");
-    ops::check_contiguous(op, {idx});
-    CHECK_SHAPE(idx->ndim() == 1, op, ": idx must be 1-D, got ", shape_str(idx->shape()));
+// A contiguous 1-D array of dtype (an index, ids).
+void check_array(const char *op, const tensor_t &t, llaisysDataType_t dtype, const char *name) {
+    ops::check_not_null(op, {&t});
+    ops::check_dtype(op, t, dtype, name);
+    ops::check_contiguous(op, {t});
+    CHECK_SHAPE(t->ndim() == 1, op, ": ", name, " must be 1-D, got ", shape_str(t->shape()));
 }
 
 void move_rows(const char *op, bool scatter, const tensor_t &idx,
                std::initializer_list<RowMove> moves) {
-    check_index(op, idx);
+    check_array(op, idx, LLAISYS_DTYPE_I64, "idx");
     CHECK_ARG(moves.size() >= 1 && moves.size() <= cpu::kMaxRowMoves, op, ": 1 to ",
               cpu::kMaxRowMoves, " moves, got ", moves.size());
     cpu::RowMoves m{};
@@ -76,16 +77,13 @@ void gather_rows(tensor_t idx, std::initializer_list<RowMove> moves) {
 
 void take_sampled_ids(tensor_t tokens, tensor_t prev_row, tensor_t sampled) {
     const char *op = "take_sampled_ids";
-    ops::check_not_null(op, {&tokens, &prev_row, &sampled});
+    check_array(op, tokens, LLAISYS_DTYPE_I64, "tokens");
+    check_array(op, prev_row, LLAISYS_DTYPE_I32, "prev_row");
+    check_array(op, sampled, LLAISYS_DTYPE_I64, "sampled");
     ops::check_same_device(op, {tokens, prev_row, sampled});
-    ops::check_dtype(op, tokens, LLAISYS_DTYPE_I64, "tokens");
-    ops::check_dtype(op, prev_row, LLAISYS_DTYPE_I32, "prev_row");
-    ops::check_dtype(op, sampled, LLAISYS_DTYPE_I64, "sampled");
-    ops::check_contiguous(op, {tokens, prev_row, sampled});
-    CHECK_SHAPE(tokens->ndim() == 1 && prev_row->ndim() == 1 && sampled->ndim() == 1 &&
-                    tokens->dim(0) == prev_row->dim(0),
-                op, ": tokens and prev_row must be 1-D of one length, got ",
-                shape_str(tokens->shape()), " and ", shape_str(prev_row->shape()));
+    CHECK_SHAPE(tokens->dim(0) == prev_row->dim(0), op,
+                ": tokens and prev_row differ in length: ", tokens->dim(0), " and ",
+                prev_row->dim(0));
     auto *out = reinterpret_cast<int64_t *>(tokens->data());
     const auto *rows = reinterpret_cast<const int32_t *>(prev_row->data());
     const auto *ids = reinterpret_cast<const int64_t *>(sampled->data());
@@ -97,7 +95,7 @@ void take_sampled_ids(tensor_t tokens, tensor_t prev_row, tensor_t sampled) {
         return nvidia::take_sampled_ids(out, rows, ids, tokens->dim(0));
 #endif
     default:
-        fail(LLAISYS_ERR_UNSUPPORTED, op, ": unsupported device");
+        ops::unsupported_device(op, tokens);
     }
 }
 

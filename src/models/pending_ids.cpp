@@ -11,51 +11,57 @@
 namespace llaisys::models {
 
 namespace {
+
 constexpr size_t kSlots = LLAISYS_MAX_PENDING_DECODES;
+
+// Host buffers for a device's ids: pinned on the GPU, where the copies are asynchronous.
+int64_t *alloc_ids(llaisysDeviceType_t device, size_t n) {
+#ifdef LLAISYS_ENABLE_NVIDIA
+    if (device == LLAISYS_DEVICE_NVIDIA) return nvidia::alloc_pinned_ids(n);
+#endif
+    (void)device;
+    return new int64_t[n];
 }
+
+void free_ids(llaisysDeviceType_t device, int64_t *p) {
+#ifdef LLAISYS_ENABLE_NVIDIA
+    if (device == LLAISYS_DEVICE_NVIDIA) return nvidia::free_pinned(p);
+#endif
+    (void)device;
+    delete[] p;
+}
+
+} // namespace
 
 PendingIds::~PendingIds() {
 #ifdef LLAISYS_ENABLE_NVIDIA
     if (device_ == LLAISYS_DEVICE_NVIDIA) {
-        if (pending_) nvidia::wait_stream();
-        for (Slot &s : slots_) {
-            nvidia::free_pinned(s.host);
-            nvidia::destroy_event(s.done);
-        }
-        return;
+        if (pending_) nvidia::wait_stream(); // copies in flight land before their buffers go
+        for (Slot &s : slots_) nvidia::destroy_event(s.done);
     }
 #endif
-    for (Slot &s : slots_) delete[] s.host;
+    for (Slot &s : slots_) free_ids(device_, s.host);
 }
 
 void PendingIds::push(const int64_t *ids, size_t n, int64_t *out) {
     if (pending_ == kSlots) wait_until(kSlots - 1);
     Slot &s = slots_[(oldest_ + pending_) % kSlots];
-    const bool gpu = device_ == LLAISYS_DEVICE_NVIDIA;
     if (n > s.capacity) {
+        free_ids(device_, s.host);
+        s.host = nullptr, s.capacity = 0;
         const size_t grown = std::max<size_t>(n, 256);
-#ifdef LLAISYS_ENABLE_NVIDIA
-        if (gpu) {
-            nvidia::free_pinned(s.host);
-            s.host = nullptr, s.capacity = 0;
-            s.host = nvidia::alloc_pinned_ids(grown);
-        }
-#endif
-        if (!gpu) {
-            delete[] s.host;
-            s.host = new int64_t[grown];
-        }
+        s.host = alloc_ids(device_, grown);
         s.capacity = grown;
     }
 #ifdef LLAISYS_ENABLE_NVIDIA
-    if (gpu) {
+    if (device_ == LLAISYS_DEVICE_NVIDIA) {
         if (n)
             nvidia::copy_ids_behind(s.host, ids, n, &s.done);
         else
             nvidia::record_behind(&s.done);
     }
 #endif
-    if (!gpu && n) std::memcpy(s.host, ids, n * sizeof(int64_t));
+    if (device_ != LLAISYS_DEVICE_NVIDIA && n) std::memcpy(s.host, ids, n * sizeof(int64_t));
     s.out = out, s.n = n;
     ++pending_;
 }

@@ -127,13 +127,10 @@ class ModelRunner:
         step.seconds["forward"] = time.perf_counter() - t0
 
     def finish(self, step: LaunchedStep) -> ModelOutput:
-        """The step's sampled ids, once waited for, in place of the sequences'
-        PENDING_TOKENs (the last but one where the next step's follows). A sequence that
-        finished in the meantime (its PENDING_TOKENs dropped) is left out: its token is
-        wasted."""
-        if "forward" not in step.seconds:
-            self.wait(step)
-        result = step.pending.wait()
+        """After wait(): the step's sampled ids in place of the sequences' PENDING_TOKENs
+        (the last but one where the next step's follows). A sequence that finished in the
+        meantime (its PENDING_TOKENs dropped) is left out: its token is wasted."""
+        result = step.pending.wait()  # complete: returns at once
         t1 = time.perf_counter()
         seconds = dict(step.seconds)
         if not step.out_seqs:

@@ -345,6 +345,8 @@ class Model:
     def synchronize(self, max_pending: int = 0) -> None:
         """Waits for pending steps, oldest first, until at most max_pending remain
         (llaisysModelSynchronize); their results are then complete."""
+        if not isinstance(max_pending, int) or max_pending < 0:
+            raise ValueError(f"max_pending must be an integer >= 0, got {max_pending!r}")
         if len(self._pending) > max_pending:
             try:
                 check(LIB.llaisysModelSynchronize(self._handle, max_pending))

@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 
 import llaisys.models.model as model_module
-from llaisys.errors import DeviceError, InvalidBatchError, KvCacheFullError
+from llaisys.errors import (
+    DeviceError,
+    InvalidArgumentError,
+    InvalidBatchError,
+    KvCacheFullError,
+    check,
+)
 from llaisys.libllaisys import LIB, llaisysStatus_t
 from llaisys.models import Model
 from llaisys.models.model import MAX_PENDING_DECODES
@@ -176,3 +182,14 @@ def test_pending_steps_when_the_device_faults_then_every_one_raises_the_fault(
 def test_pending_limit_when_compared_with_the_c_header_then_equal():
     header = (Path(__file__).resolve().parents[2] / "include/llaisys/model.h").read_text()
     assert f"#define LLAISYS_MAX_PENDING_DECODES {MAX_PENDING_DECODES}\n" in header
+
+
+def test_negative_max_pending_when_synchronizing_then_clear_errors_and_steps_kept(model):
+    toks = prompt(11, 5)
+    run = CacheRunner(model, "block")
+    step = queue(model, run, [SeqChunk(0, toks)])
+    with pytest.raises(ValueError, match="max_pending"):
+        model.synchronize(-1)
+    with pytest.raises(InvalidArgumentError, match="max_pending"):
+        check(LIB.llaisysModelSynchronize(model.handle, -1))
+    assert int(step.wait().token_ids[0]) == greedy_ids(model, "block", toks, 0)[0]

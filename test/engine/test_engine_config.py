@@ -40,7 +40,7 @@ def test_cpu_available_memory_when_probed_then_positive_and_below_total():
 @pytest.mark.parametrize("field, value", [
     ("max_num_seqs", 0), ("max_num_batched_tokens", -1), ("block_size", 0),
     ("max_model_len", 0), ("kv_cache_tokens", 0), ("kv_cache_memory_fraction", 1.5),
-    ("kv_layout", "paged"), ("device", "tpu"), ("num_threads", 0),
+    ("kv_layout", "paged"), ("device", "tpu"), ("num_threads", 0), ("async_scheduling", "yes"),
 ])
 def test_bad_engine_args_when_created_then_value_error_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"EngineArgs.{field} "):
@@ -50,3 +50,10 @@ def test_bad_engine_args_when_created_then_value_error_names_the_field(field, va
 def test_model_len_over_the_model_when_resolved_then_value_error():
     with pytest.raises(ValueError, match="max_position"):
         resolve(max_model_len=2048, kv_cache_tokens=64)
+
+
+def test_async_scheduling_when_not_given_then_on_for_nvidia_only_and_a_given_value_wins():
+    assert not resolve(kv_cache_tokens=64).async_scheduling
+    assert resolve(kv_cache_tokens=64, device="nvidia").async_scheduling
+    assert resolve(kv_cache_tokens=64, async_scheduling=True).async_scheduling
+    assert not resolve(kv_cache_tokens=64, device="nvidia", async_scheduling=False).async_scheduling

@@ -199,3 +199,11 @@ def test_serve_when_no_engine_flags_then_mixed_batches_and_a_small_step_budget()
     generate = build_parser().parse_args(["generate", "hi"])
     assert generate.max_num_batched_tokens == 2048
     assert not generate.mixed_batches  # offline: EngineArgs' default, prefill-only steps first
+
+
+def test_serve_when_async_scheduling_flags_then_parsed_else_left_to_the_device():
+    from llaisys.cli import build_parser
+
+    assert build_parser().parse_args(["serve"]).async_scheduling is None
+    assert build_parser().parse_args(["serve", "--async-scheduling"]).async_scheduling is True
+    assert build_parser().parse_args(["serve", "--no-async-scheduling"]).async_scheduling is False

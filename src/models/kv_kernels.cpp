@@ -119,7 +119,7 @@ void rope_store_kv(tensor_t q, tensor_t k, tensor_t v, tensor_t pos, float theta
     ops::check_rows_contiguous(op, {q, k, v});
     CHECK_SHAPE(k->dim(2) == q->dim(2), op, ": q ", shape_str(q->shape()), " and k ",
                 shape_str(k->shape()), " differ in head dim");
-    check_index(op, cells);
+    check_array(op, cells, LLAISYS_DTYPE_I64, "cells");
     check_rows(op, k_cache, cells, k, true);
     check_rows(op, v_cache, cells, v, true);
     if (backup_k) {

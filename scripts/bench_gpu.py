@@ -53,6 +53,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--skip", action="append", default=[],
                    choices=["decode", "prefill", "throughput"])
     p.add_argument("--skip-hf", action="store_true")
+    p.add_argument("--hf-compile", action="store_true",
+                   help="also time transformers' single-stream decode with a static cache, "
+                        "which its generate compiles (torch.compile, CUDA graphs): a second "
+                        "peer for the decode figure (compiling takes a minute or two)")
     p.add_argument("--profile", action="store_true",
                    help="also profile (torch.profiler): the kernels of 32 single-stream decode "
                         "steps and of one prefill, a 256-sequence decode step, and the "
@@ -154,6 +158,30 @@ class HF:
                 cache, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
 
 
+def compiled_decode_rate(path: Path, prompt: np.ndarray, steps: int) -> float:
+    """transformers' greedy decode with a static cache, which its generate compiles on a GPU
+    (torch.compile of the decode forward, CUDA graphs: the library's recipe for fast
+    generation), on a model instance of its own: tokens a second of `steps` new tokens, a
+    1-token generate (the prefill) subtracted. Compiling the forward by hand instead
+    (mode reduce-overhead) failed on the H200 with transformers' cache update: "accessing
+    tensor output of CUDAGraphs that has been overwritten by a subsequent run"."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).cuda().eval()
+    hf.generation_config.cache_implementation = "static"
+    ids = torch.tensor(prompt[None], device="cuda")
+
+    def generate(n: int) -> None:
+        with torch.no_grad():
+            hf.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                        pad_token_id=0)
+
+    for n in (steps, 1, steps):  # compiles the prefill and decode shapes, then warm
+        generate(n)
+    return (steps - 1) / (sync_time(lambda: generate(steps)) - sync_time(lambda: generate(1)))
+
+
 def prefill_flops(cfg: dict, seqs: int, length: int) -> float:
     """Matmul and causal attention FLOPs of a prefill (no lm_head but the last rows)."""
     h, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
@@ -242,6 +270,13 @@ def bench_core(args, cfg: dict, rng: np.random.Generator) -> None:
             peer = args.decode_tokens / sync_time(lambda: hf.decode(prompt[0],
                                                                     args.decode_tokens))
         ratio_line("decode", args.decode_tokens / t, peer, "tok/s")
+        if args.hf_compile:
+            try:
+                compiled = compiled_decode_rate(args.model, prompt[0], args.decode_tokens)
+                print(f"            transformers, static cache + torch.compile: {compiled:.1f} "
+                      f"tok/s (ratio {args.decode_tokens / t / compiled:.2f}x)", flush=True)
+            except Exception as e:  # noqa: BLE001 - a peer that cannot run is reported, not fatal
+                print(f"            transformers + torch.compile failed: {e!r}"[:300], flush=True)
         if args.profile:  # kernel time against the wall time: the rest is host work
             core.kv.clear()
             first = core.prefill(prompt)

@@ -56,7 +56,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--hf-compile", action="store_true",
                    help="also time transformers' single-stream decode with a static cache, "
                         "which its generate compiles (torch.compile, CUDA graphs): a second "
-                        "peer for the decode figure (compiling takes a minute or two)")
+                        "peer for the decode figure (compiling takes a minute or two; "
+                        "--skip-hf skips it too)")
     p.add_argument("--profile", action="store_true",
                    help="also profile (torch.profiler): the kernels of 32 single-stream decode "
                         "steps and of one prefill, a 256-sequence decode step, and the "
@@ -160,11 +161,9 @@ class HF:
 
 def compiled_decode_rate(path: Path, prompt: np.ndarray, steps: int) -> float:
     """transformers' greedy decode with a static cache, which its generate compiles on a GPU
-    (torch.compile of the decode forward, CUDA graphs: the library's recipe for fast
-    generation), on a model instance of its own: tokens a second of `steps` new tokens, a
-    1-token generate (the prefill) subtracted. Compiling the forward by hand instead
-    (mode reduce-overhead) failed on the H200 with transformers' cache update: "accessing
-    tensor output of CUDAGraphs that has been overwritten by a subsequent run"."""
+    (not by hand: that broke its cache update under CUDA graphs, docs/gpu_notes.md), on a
+    model instance of its own: tokens a second of `steps` new tokens, a 1-token generate
+    (the prefill) subtracted."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -270,7 +269,7 @@ def bench_core(args, cfg: dict, rng: np.random.Generator) -> None:
             peer = args.decode_tokens / sync_time(lambda: hf.decode(prompt[0],
                                                                     args.decode_tokens))
         ratio_line("decode", args.decode_tokens / t, peer, "tok/s")
-        if args.hf_compile:
+        if hf and args.hf_compile:
             try:
                 compiled = compiled_decode_rate(args.model, prompt[0], args.decode_tokens)
                 print(f"            transformers, static cache + torch.compile: {compiled:.1f} "

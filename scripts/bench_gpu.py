@@ -178,6 +178,8 @@ def compiled_decode_rate(path: Path, prompt: np.ndarray, steps: int) -> float:
 
     for n in (steps, 1, steps):  # compiles the prefill and decode shapes, then warm
         generate(n)
+    if not torch._dynamo.utils.counters["stats"]["unique_graphs"]:
+        raise RuntimeError("generate ran the static cache uncompiled")
     return (steps - 1) / (sync_time(lambda: generate(steps)) - sync_time(lambda: generate(1)))
 
 

@@ -49,9 +49,10 @@ template <typename T> __global__ void fill_bias_kernel(T *out, const T *bias, si
 
 // Decode-sized products (m <= kGemvRows rows of x) read W once at full bandwidth, where
 // cuBLAS's GEMM tiles leave much of it unused: 1, 2, 4 or 8 warps per output column (more
-// for narrow W, so every SM has loads in flight), each streaming its share of the column's
-// W row in rounds of kGemvLoads 16-byte loads per lane, and dotting every x row against it
-// in f32; the warps' sums meet in shared memory and the bias is added on the way out.
+// for narrow W, so every SM has loads in flight, and for long columns), each streaming its
+// share of the column's W row in rounds of kGemvLoads 16-byte loads per lane, and dotting
+// every x row against it in f32; the warps' sums meet in shared memory and the bias is
+// added on the way out.
 // Products of one x (a layer's q/k/v, its gate/up) share a launch: their columns are
 // numbered one after another, or, for a fused SwiGLU, interleaved (gate column c, then up
 // column c, in one block) so that the block writes swiglu(gate, up) alone.
@@ -60,7 +61,8 @@ template <typename T> __global__ void fill_bias_kernel(T *out, const T *bias, si
 constexpr int kGemvRows = 8;
 constexpr int kGemvWarps = 8;
 constexpr int kGemvLoads = 8;
-constexpr int kGemvTargetWarps = 132 * 48; // about 1.5 waves of an H100/H200 (32 warps an SM)
+// Warps a product should have at least: 12 per SM of an H100/H200 (132 SMs).
+constexpr int kGemvMinWarps = 132 * 12;
 
 struct GemvProducts {
     void *out[cpu::kMaxSharedInput];
@@ -198,9 +200,15 @@ void launch_gemv(const cpu::LinearOperands *ops, size_t count, bool weights_firs
     // A fused SwiGLU keeps a gate/up pair of columns in one block: two columns a block at
     // least.
     const int max_slices = swiglu_out ? kGemvWarps / 2 : kGemvWarps;
+    // As few warps a column as give every SM several and let one round of a warp's loads
+    // cover its share of the column (a second round waits for the first). On the H200 this
+    // took the o product from 4.9 to 4.0 us and down from 13.0 to 10.8
+    // (scripts/bench_gemv_variants.cu), single-stream decode from 633 to 661 tok/s.
+    const size_t round_elems = size_t(32) * (16 / sizeof(T)) * kGemvLoads;
     int slices = 1;
-    while (slices < max_slices && size_t(slices) * cols < size_t(kGemvTargetWarps) &&
-           op.k >= size_t(slices) * 2 * 32 * (16 / sizeof(T)))
+    while (slices < max_slices &&
+           (size_t(slices) * round_elems < op.k || (size_t(slices) * cols < size_t(kGemvMinWarps) &&
+                                                    op.k >= size_t(slices) * round_elems / 4)))
         slices *= 2;
     const size_t cols_per_block = size_t(kGemvWarps / slices);
     launch_dependent("linear (gemv)", gemv_kernel<T, M>,

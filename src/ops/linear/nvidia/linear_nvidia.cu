@@ -200,10 +200,11 @@ void launch_gemv(const cpu::LinearOperands *ops, size_t count, bool weights_firs
     // A fused SwiGLU keeps a gate/up pair of columns in one block: two columns a block at
     // least.
     const int max_slices = swiglu_out ? kGemvWarps / 2 : kGemvWarps;
-    // As few warps a column as give every SM several and let one round of a warp's loads
-    // cover its share of the column (a second round waits for the first). On the H200 this
-    // took the o product from 4.9 to 4.0 us and down from 13.0 to 10.8
-    // (scripts/bench_gemv_variants.cu), single-stream decode from 633 to 661 tok/s.
+    // As few warps a column as give every SM several (while a warp's lanes keep two loads
+    // each) and let one round of a warp's loads cover its share of the column (a second
+    // round waits for the first). On the H200 this took the o product from 4.9 to 4.0 us
+    // and down from 13.0 to 10.8 (scripts/bench_gemv_variants.cu), single-stream decode
+    // from 633 to 661 tok/s.
     const size_t round_elems = size_t(32) * (16 / sizeof(T)) * kGemvLoads;
     int slices = 1;
     while (slices < max_slices &&

@@ -200,17 +200,20 @@ void launch_gemv(const cpu::LinearOperands *ops, size_t count, bool weights_firs
     // A fused SwiGLU keeps a gate/up pair of columns in one block: two columns a block at
     // least.
     const int max_slices = swiglu_out ? kGemvWarps / 2 : kGemvWarps;
-    // As few warps a column as give every SM several (while a warp's lanes keep two loads
-    // each) and let one round of a warp's loads cover its share of the column (a second
-    // round waits for the first). On the H200 this took the o product from 4.9 to 4.0 us
-    // and down from 13.0 to 10.8 (scripts/bench_gemv_variants.cu), single-stream decode
-    // from 633 to 661 tok/s.
-    const size_t round_elems = size_t(32) * (16 / sizeof(T)) * kGemvLoads;
+    // Warps a column, doubled while a warp's round of loads leaves part of its share for a
+    // second round (which waits for the first), or while the product has too few warps to
+    // keep every SM loading and a warp's lanes would still get two loads each. On the H200
+    // this took the o product from 4.9 to 4.0 us and down from 13.0 to 10.8
+    // (scripts/bench_gemv_variants.cu), single-stream decode from 633 to 661 tok/s.
+    const size_t lane_elems = 16 / sizeof(T), warp_round = 32 * lane_elems * kGemvLoads;
+    auto more_warps = [&](size_t slices) {
+        const bool second_round = slices * warp_round < op.k;
+        const bool few_warps =
+            slices * cols < size_t(kGemvMinWarps) && op.k >= slices * 32 * 2 * lane_elems;
+        return second_round || few_warps;
+    };
     int slices = 1;
-    while (slices < max_slices &&
-           (size_t(slices) * round_elems < op.k || (size_t(slices) * cols < size_t(kGemvMinWarps) &&
-                                                    op.k >= size_t(slices) * round_elems / 4)))
-        slices *= 2;
+    while (slices < max_slices && more_warps(size_t(slices))) slices *= 2;
     const size_t cols_per_block = size_t(kGemvWarps / slices);
     launch_dependent("linear (gemv)", gemv_kernel<T, M>,
                      unsigned((cols + cols_per_block - 1) / cols_per_block), kGemvWarps * 32, 0, p,

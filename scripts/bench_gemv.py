@@ -26,12 +26,23 @@ SHAPES = [("qkv", 2048, 1536), ("o", 1536, 1536), ("gate_up", 8960, 1536),
           ("down", 1536, 8960), ("lm_head", 151936, 1536)]
 
 
+def positive(kind: type):
+    """An argparse type: a number of kind above zero (a zero would divide the timings by 0)."""
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+    return parse
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rows", type=int, default=1, help="rows of x (1-8 take the GEMV)")
-    p.add_argument("--calls", type=int, default=60, help="timed calls per product")
-    p.add_argument("--bandwidth", type=float, default=4.25,
+    p.add_argument("--rows", type=positive(int), default=1,
+                   help="rows of x (1-8 take the GEMV)")
+    p.add_argument("--calls", type=positive(int), default=60, help="timed calls per product")
+    p.add_argument("--bandwidth", type=positive(float), default=4.25,
                    help="copy bandwidth in TB/s the floor is taken at (the H200's measured)")
     return p.parse_args()
 

@@ -1,0 +1,22 @@
+"""scripts/bench_gemv.py refuses arguments that would make its figures meaningless (a zero
+would divide the timings by 0) before it looks for a GPU."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_gemv.py"
+
+
+@pytest.mark.parametrize("args", [["--rows", "0"], ["--calls", "-3"], ["--bandwidth", "0"],
+                                  ["--rows", "two"]])
+def test_bad_argument_when_bench_gemv_then_usage_error_names_it(args: list[str]):
+    run = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2
+    assert f"argument {args[0]}" in run.stderr
+    assert "no CUDA device" not in run.stderr

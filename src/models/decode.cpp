@@ -256,6 +256,7 @@ Model::StepInputs Model::upload_step(const Step &s) {
                      s.block_size,
                      size_t(*std::max_element(s.n_keys.begin(), s.n_keys.end())),
                      longest_run(s.seq),
+                     false,
                      nullptr};
     if (!s.out_rows.empty() && s.out_rows.size() < s.n)
         in.out_rows = upload(ws_.out_rows_i, LLAISYS_DTYPE_I64, s.out_rows);
@@ -502,6 +503,7 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
     // or a graph would hold an idle prefill launch (or, captured at one padding and replayed
     // at another, attend the last tile by the other kernel).
     in.keys.max_run = 1;
+    in.keys.settled = true; // one token a sequence: the keys before it are earlier steps'
     // The attention's split over the keys follows the longest context rounded up to a power
     // of two: one graph per batch size and context bucket.
     size_t bucket = 64;

@@ -176,7 +176,8 @@ void paged_attention(tensor_t out, tensor_t q, tensor_t k_cache, tensor_t v_cach
             reinterpret_cast<const int32_t *>(keys.table->data()),
             reinterpret_cast<const int64_t *>(keys.row->data()),
             reinterpret_cast<const int32_t *>(keys.n_keys->data()), keys.block_size, s,
-            ops::row_stride(q), scale, out->dtype(), keys.max_keys, keys.max_run, out->device_id(),
+            ops::row_stride(q), scale, out->dtype(), keys.max_keys, keys.max_run, keys.settled,
+            out->device_id(),
             keys.scratch ? reinterpret_cast<float *>(keys.scratch->data()) : nullptr,
             keys.scratch ? keys.scratch->numel() : 0);
 #endif

@@ -47,6 +47,9 @@ struct KeyMap {
     size_t max_run;    // >= the longest run of consecutive tokens of one key list whose
                        // outputs are kept (a decode batch's 1 spares the GPU its prefill
                        // kernel)
+    bool settled;      // each token is its list's only query this step: the keys before its
+                       // own were written by earlier steps (the GPU loads them before the
+                       // kernels before its attention finish)
     tensor_t scratch;  // F32 [attention_scratch_floats(...)] for the GPU's split partials,
                        // or null: taken from the allocator per call
 };

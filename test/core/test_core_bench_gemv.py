@@ -20,3 +20,22 @@ def test_bad_argument_when_bench_gemv_then_usage_error_names_it(args: list[str])
     assert run.returncode == 2
     assert f"argument {args[0]}" in run.stderr
     assert "no CUDA device" not in run.stderr
+
+
+def test_overlapping_and_separate_kernels_when_covered_us_then_overlap_counts_once():
+    pytest.importorskip("torch")
+    from torch.autograd import DeviceType
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    from bench_gemv import covered_us
+
+    def kernel(start: float, end: float, device=DeviceType.CUDA):
+        span = type("Span", (), {"start": start, "end": end})()
+        return type("Event", (), {"device_type": device, "time_range": span})()
+
+    class Profile:
+        def events(self):  # a call overlapping the one before, a gap, one inside another
+            return [kernel(20, 25), kernel(0, 10), kernel(5, 12), kernel(21, 22),
+                    kernel(30, 90, DeviceType.CPU)]
+
+    assert covered_us(Profile()) == 17.0

@@ -122,7 +122,8 @@ void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cach
                      const std::byte *v_cache, const int32_t *table, const int64_t *row,
                      const int32_t *n_keys, size_t block_size, const cpu::AttentionShape &s,
                      ptrdiff_t q_token, float scale, llaisysDataType_t dtype, size_t max_keys,
-                     size_t max_run, int device_id, float *scratch, size_t scratch_floats) {
+                     size_t max_run, bool settled, int device_id, float *scratch,
+                     size_t scratch_floats) {
     const int nh = int(s.nh), nkvh = int(s.nkvh), d = int(s.d), dv = int(s.dv);
     const ops::nvidia::AttentionDims a{int(s.n), nh,      nkvh, d, dv, nh * dv,
                                        dv,       q_token, d,    d, dv, scale};
@@ -136,8 +137,8 @@ void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cach
         ops::nvidia::attention(reinterpret_cast<T *>(out), reinterpret_cast<const T *>(q),
                                reinterpret_cast<const T *>(k_cache),
                                reinterpret_cast<const T *>(v_cache), a, keys, int(max_keys),
-                               int(std::min<size_t>(max_run, size_t(a.n))), device_id, scratch,
-                               scratch_floats);
+                               int(std::min<size_t>(max_run, size_t(a.n))), settled, device_id,
+                               scratch, scratch_floats);
     });
 }
 

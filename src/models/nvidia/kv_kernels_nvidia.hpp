@@ -19,13 +19,15 @@ void rope_store_kv(std::byte *q, const std::byte *k, const std::byte *v, const i
 
 // max_keys bounds n_keys (host knowledge: it sizes the split over the keys), max_run the
 // runs of consecutive tokens of one list (below kFlashMinTokens / kFlashMaxRuns no tile
-// goes to the prefill kernel, which is then not launched); scratch
+// goes to the prefill kernel, which is then not launched), settled that each token is its
+// list's only query this step (its other keys are loaded before the kernels before finish); scratch
 // (scratch_floats >= attention_scratch_floats) holds the splits' partials, or is null.
 void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,
                      const std::byte *v_cache, const int32_t *table, const int64_t *row,
                      const int32_t *n_keys, size_t block_size, const cpu::AttentionShape &s,
                      ptrdiff_t q_token, float scale, llaisysDataType_t dtype, size_t max_keys,
-                     size_t max_run, int device_id, float *scratch, size_t scratch_floats);
+                     size_t max_run, bool settled, int device_id, float *scratch,
+                     size_t scratch_floats);
 
 // Scratch floats that cover any split of n tokens of nh heads of dv dims.
 size_t attention_scratch_floats(size_t n, size_t nh, size_t dv);

@@ -249,14 +249,16 @@ void per_token_attention(T *out, const T *q, const T *k, const T *v, const Atten
 }
 
 // Launches the attention of a.n query tokens, none reading more than max_keys keys, in runs
-// of at most max_run consecutive tokens of one key list, on device device_id. scratch (a.n *
+// of at most max_run consecutive tokens of one key list, on device device_id; settled: each
+// token is its list's only query and its other keys were written before the kernel launched
+// just before this one (flash_decode_kernel loads them before waiting for it). scratch (a.n *
 // a.nh * splits * (a.dv + 2) floats) holds the splits' partial results; null: taken from the
 // allocator for this call (never while a graph is being captured: the graph would keep
 // writing to a block handed out again).
 template <typename T, typename KeyAddr>
 void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &a,
-               const KeyAddr &keys, int max_keys, int max_run, int device_id, float *scratch,
-               size_t scratch_floats) {
+               const KeyAddr &keys, int max_keys, int max_run, bool settled, int device_id,
+               float *scratch, size_t scratch_floats) {
     CHECK_ARG(a.d <= 256 && a.dv <= 256,
               "attention: head dims above 256 are not supported on "
               "the GPU (d ",
@@ -297,7 +299,7 @@ void attention(T *out, const T *q, const T *k, const T *v, const AttentionDims &
     if (decode_kernel) {
         if constexpr (!std::is_same_v<T, float>)
             flash_decode(
-                out, q, k, v, a, keys, part, flash,
+                out, q, k, v, a, keys, part, flash, settled && !flash,
                 dim3(unsigned(std::min(a.n, kTargetBlocks)), unsigned(a.nkvh), unsigned(splits)));
     } else {
         per_token_attention(out, q, k, v, a, keys, part, flash, chunks, splits);

@@ -18,6 +18,7 @@
 
 #include "device/nvidia/nvidia_common.cuh"
 
+#include <climits>
 #include <cstdint>
 #include <type_traits>
 
@@ -187,11 +188,13 @@ __device__ __forceinline__ void load_query(uint32_t (&qf)[D / 16][4], uint32_t q
 }
 
 // Copies keys kb..kb+kFlashKeys-1 of token t's list into a K and a V stage as one cp.async
-// group (zeros from key_end on); every thread of the block takes part.
+// group (zeros from key_end on); only the rows of keys from..to-1 when given (the rest of
+// the stage is another group's); every thread of the block takes part.
 template <int D, typename T, typename KeyAddr>
 __device__ __forceinline__ void load_keys(uint32_t k_stage, uint32_t v_stage, const T *k,
                                           const T *v, const KeyAddr &keys, const AttentionDims &a,
-                                          int kv_head, int t, int kb, int key_end) {
+                                          int kv_head, int t, int kb, int key_end, int from = 0,
+                                          int to = INT_MAX) {
     constexpr int kChunks = D / 8, kThreads = kFlashWarps * 32; // both kernels' block size
     static_assert(kThreads % kChunks == 0);
     // A thread keeps one 16-byte chunk of every kThreads / kChunks-th row: the per-row
@@ -201,6 +204,7 @@ __device__ __forceinline__ void load_keys(uint32_t k_stage, uint32_t v_stage, co
     const T *vh = v + ptrdiff_t(kv_head) * a.v_head + chunk * 8;
     for (int r = threadIdx.x / kChunks; r < kFlashKeys; r += kThreads / kChunks) {
         const int j = kb + r;
+        if (j < from || j >= to) continue;
         const bool valid = j < key_end;
         const ptrdiff_t kr = valid ? keys.k_row(t, j) : 0, vr = valid ? keys.v_row(t, j) : 0;
         const uint32_t at = swizzle<D>(r, chunk);
@@ -379,25 +383,40 @@ __global__ void __launch_bounds__(kFlashWarps * 32, 2)
 // Grid: x = a stride over the query tokens (all of a decode batch, fewer blocks than tokens
 // for a prefill, whose tokens are mostly skipped), y = KV head (its group of query heads are
 // the rows), z = split of each token's keys as in attention_kernel. With flash, tokens of
-// the tiles the prefill kernel takes are skipped.
+// the tiles the prefill kernel takes are skipped. settled: every token is its list's only
+// query (a decode step), so its keys but its own were written by earlier steps and the
+// block's first tile of them is copied before the wait for the kernel before (which writes
+// the token's own key), overlapping it.
 template <int D, typename T, typename KeyAddr>
 __global__ void __launch_bounds__(kFlashWarps * 32)
     flash_decode_kernel(T *out, const T *q, const T *k, const T *v, AttentionDims a, KeyAddr keys,
-                        SplitOut part, bool flash) {
+                        SplitOut part, bool flash, bool settled) {
     static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>);
     using namespace flash;
     constexpr uint32_t kTileBytes = kFlashKeys * D * 2;
     extern __shared__ __align__(128) unsigned char smem[];
     const uint32_t q_s = smem_addr(smem), k_s = q_s + 16 * D * 2, v_s = k_s + 2 * kTileBytes;
-    wait_for_prior_grid();
-    allow_dependents_early();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, c = lane & 3;
     const int kv_head = blockIdx.y, group = a.nh / a.nkvh, h0 = kv_head * group;
-    for (int t = blockIdx.x; t < a.n; t += gridDim.x) {
-        if (flash && flash_takes_token(keys, a.n, t)) continue;
+    auto split_of = [&](int t, int &j0, int &j1) {
         const int n_keys = keys.n_keys(t);
         const int per_split = (n_keys + int(gridDim.z) - 1) / int(gridDim.z);
-        const int j0 = blockIdx.z * per_split, j1 = min(n_keys, j0 + per_split);
+        j0 = blockIdx.z * per_split;
+        j1 = min(n_keys, j0 + per_split);
+    };
+    int fetched = 0; // keys j0..fetched-1 of the first token's first tile are in flight
+    if (settled) {
+        int j0, j1;
+        split_of(blockIdx.x, j0, j1);
+        fetched = max(j0, min(min(j1, keys.n_keys(blockIdx.x) - 1), j0 + kFlashKeys));
+        load_keys<D>(k_s, v_s, k, v, keys, a, kv_head, blockIdx.x, j0, fetched, j0, fetched);
+    }
+    wait_for_prior_grid();
+    allow_dependents_early();
+    for (int t = blockIdx.x; t < a.n; t += gridDim.x) {
+        if (flash && flash_takes_token(keys, a.n, t)) continue;
+        int j0, j1;
+        split_of(t, j0, j1);
 
         for (int i = threadIdx.x; i < 16 * (D / 8); i += blockDim.x) {
             const int r = i / (D / 8), chunk = i % (D / 8);
@@ -408,7 +427,8 @@ __global__ void __launch_bounds__(kFlashWarps * 32)
         cp_async_commit();
         const int tiles = j1 > j0 ? (j1 - j0 + kFlashKeys - 1) / kFlashKeys : 0;
         if (tiles > 0) {
-            load_keys<D>(k_s, v_s, k, v, keys, a, kv_head, t, j0, j1);
+            load_keys<D>(k_s, v_s, k, v, keys, a, kv_head, t, j0, j1,
+                         t == int(blockIdx.x) ? fetched : j0);
             cp_async_wait<1>(); // the query group; the first K/V group may still be in flight
         } else {
             cp_async_wait<0>();
@@ -538,11 +558,11 @@ template <typename T, typename KeyAddr> int flash_decode_resident_blocks(int d) 
 // flash_fits and a KV head has at most kFlashMaxGroup query heads.
 template <typename T, typename KeyAddr>
 void flash_decode(T *out, const T *q, const T *k, const T *v, const AttentionDims &a,
-                  const KeyAddr &keys, const SplitOut &part, bool flash, dim3 grid) {
+                  const KeyAddr &keys, const SplitOut &part, bool flash, bool settled, dim3 grid) {
     auto launch = [&](auto kernel, int bytes) {
         allow_shared_memory(kernel, bytes);
         launch_dependent("flash decode attention", kernel, grid, kFlashWarps * 32, bytes, out, q, k,
-                         v, a, keys, part, flash);
+                         v, a, keys, part, flash, settled);
     };
     if (a.d == 64)
         launch(flash_decode_kernel<64, T, KeyAddr>, flash::smem_bytes<64, 16>());

@@ -31,7 +31,7 @@ void self_attention(std::byte *out, const std::byte *q, const std::byte *k, cons
         using T = std::remove_pointer_t<decltype(tag)>;
         attention(reinterpret_cast<T *>(out), reinterpret_cast<const T *>(q),
                   reinterpret_cast<const T *>(k), reinterpret_cast<const T *>(v), a, keys,
-                  int(s.klen), int(s.qlen), device_id, nullptr, 0);
+                  int(s.klen), int(s.qlen), false, device_id, nullptr, 0);
     });
 }
 

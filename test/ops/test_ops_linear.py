@@ -37,8 +37,8 @@ FLOAT_SHAPES = [(1, 7, 7), (1, 4097, 576), (7, 576, 4097), (64, 33, 576), (513, 
                 (513, 4097, 64),
                 # k a multiple of 8: the GPU's GEMV path (m <= 8), narrow and wide W
                 (1, 576, 37), (1, 4096, 64), (3, 1536, 256), (8, 576, 4097),
-                # more column groups than the GPU holds blocks: each block takes several in
-                # turn (the last one part-filled), with 1 and 4 warps a column
+                # more blocks than the GPU holds at once (many waves, the last block
+                # part-filled), with 1 and 4 warps a column
                 (1, 64, 50001), (5, 64, 30001), (1, 4480, 1536)]
 QUANT_SHAPES = [(1, 32, 7), (1, 576, 1536), (7, 4096, 33), (40, 576, 65), (64, 576, 576),
                 (513, 576, 64)]  # 40 rows: tiles (quantized weights reach sgemm from 64)

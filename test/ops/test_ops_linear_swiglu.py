@@ -26,7 +26,7 @@ from test.utils.op_helpers import (
 
 # (m, k, n): one row and the GEMV's widest batch; odd n (a half-filled last block); k large
 # enough, with a narrow W, for 2 and 4 warps a column; 9 rows past the fused path; more
-# column pairs than the GPU holds blocks at once (a block takes several in turn).
+# blocks of column pairs than the GPU holds at once.
 SHAPES = [(1, 64, 7), (1, 1536, 96), (3, 2048, 40), (8, 1024, 33), (9, 256, 17), (1, 64, 25001)]
 
 

@@ -100,123 +100,83 @@ template <typename P> __device__ __forceinline__ P pick(const P (&a)[cpu::kMaxSh
     return v;
 }
 
-// A block takes `items` groups of columns in turn (blockIdx.x, + gridDim.x, ...), all its
-// blocks resident at once: the next group's loads are issued as soon as the current one's
-// are consumed, before its sums are reduced and written, so a warp's loads stay in flight
-// from the first group to the last (a grid of one group a block ran in waves, each new
-// wave's loads starting only after the last wave's blocks had retired). One row of x keeps
-// to 64 registers: 4 blocks an SM.
 template <typename T, int M>
-__global__ void __launch_bounds__(kGemvWarps * 32, M == 1 ? 4 : 1)
-    gemv_kernel(GemvProducts p, const T *x, size_t ldx, int k, int slices, int items,
-                bool weights_first) {
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv_kernel(GemvProducts p, const T *x, size_t ldx, int k, int slices, bool weights_first) {
     constexpr int V = 16 / sizeof(T);
-    __shared__ float partial[2][kGemvWarps][M]; // double: a fast warp may reach the next group
+    __shared__ float partial[kGemvWarps][M];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int slice = warp % slices, total = pick(p.end, p.count - 1);
-    struct Column {
-        int j, c, n; // its product, the column within it, the product's n
-        bool active;
-    };
-    auto locate = [&](int item) {
-        const int col = item * (kGemvWarps / slices) + warp / slices;
-        Column at{0, 0, 0, item < items && col < total};
-        if (p.swiglu_out) {
-            at.j = col & 1;
-            at.c = col >> 1;
-            at.n = p.end[0];
-        } else {
-            int first = 0;
+    const int col = blockIdx.x * (kGemvWarps / slices) + warp / slices, slice = warp % slices;
+    int j = 0, c = 0, n = 0; // the product of this warp's column, the column within it, its n
+    if (p.swiglu_out) {
+        j = col & 1;
+        c = col >> 1;
+        n = p.end[0];
+    } else {
+        int first = 0;
 #pragma unroll
-            for (int i = 0; i + 1 < int(cpu::kMaxSharedInput); ++i)
-                if (i + 1 < p.count && col >= p.end[i]) at.j = i + 1, first = p.end[i];
-            at.n = pick(p.end, at.j) - first;
-            at.c = col - first;
-        }
-        return at;
-    };
-    const int step = 32 * V * slices, round = kGemvLoads * step, first = (slice * 32 + lane) * V;
+        for (int i = 0; i + 1 < int(cpu::kMaxSharedInput); ++i)
+            if (i + 1 < p.count && col >= p.end[i]) j = i + 1, first = p.end[i];
+        n = pick(p.end, j) - first;
+        c = col - first;
+    }
+    const bool active = col < pick(p.end, p.count - 1);
+    float acc[M];
+#pragma unroll
+    for (int r = 0; r < M; ++r) acc[r] = 0.0f;
+    const T *wr = static_cast<const T *>(pick(p.w, j)) + size_t(c) * k;
+    const int step = 32 * V * slices, round = kGemvLoads * step;
+    int base = (slice * 32 + lane) * V;
     uint4 wv[kGemvLoads];
-    auto load_round = [&](const Column &col, int at) {
-        const T *wr = static_cast<const T *>(pick(p.w, col.j)) + size_t(col.c) * k;
+    auto load_round = [&](int at) {
 #pragma unroll
         for (int u = 0; u < kGemvLoads; ++u)
-            if (col.active && at + u * step < k)
+            if (active && at + u * step < k)
                 wv[u] = __ldcs(reinterpret_cast<const uint4 *>(wr + at + u * step));
     };
-    Column cur = locate(blockIdx.x);
     // Model weights do not depend on earlier kernels: their first round is issued before the
     // wait for them.
     if (!weights_first) wait_for_prior_grid();
-    load_round(cur, first);
+    load_round(base);
     if (weights_first) wait_for_prior_grid();
     allow_dependents_early();
-    for (int item = blockIdx.x, buf = 0; item < items; item += gridDim.x, buf ^= 1) {
-        const Column next = locate(item + gridDim.x);
-        float acc[M];
+    while (active && base < k) {
 #pragma unroll
-        for (int r = 0; r < M; ++r) acc[r] = 0.0f;
-        for (int base = first; cur.active && base < k;) {
+        for (int u = 0; u < kGemvLoads; ++u) {
+            const int e0 = base + u * step;
+            if (e0 >= k) break;
+            float wf[V], xf[V];
+            unpack(wv[u], wf, T());
 #pragma unroll
-            for (int u = 0; u < kGemvLoads; ++u) {
-                const int e0 = base + u * step;
-                if (e0 >= k) break;
-                float wf[V], xf[V];
-                unpack(wv[u], wf, T());
+            for (int r = 0; r < M; ++r) {
+                unpack(__ldg(reinterpret_cast<const uint4 *>(x + r * ldx + e0)), xf, T());
 #pragma unroll
-                for (int r = 0; r < M; ++r) {
-                    unpack(__ldg(reinterpret_cast<const uint4 *>(x + r * ldx + e0)), xf, T());
-#pragma unroll
-                    for (int e = 0; e < V; ++e) acc[r] = fmaf(wf[e], xf[e], acc[r]);
-                }
-            }
-            base += round;
-            if (base < k) load_round(cur, base);
-        }
-        load_round(next, first);
-#pragma unroll
-        for (int r = 0; r < M; ++r) acc[r] = warp_sum(acc[r]);
-        if (lane == 0)
-#pragma unroll
-            for (int r = 0; r < M; ++r) partial[buf][warp][r] = acc[r];
-        __syncthreads();
-        if (slice == 0 && lane < M && cur.active) {
-            // A column's value: its warps' sums and its bias, rounded to T as a stored
-            // product is.
-            auto column = [&](int w, int product, int cc) {
-                const T *bias = static_cast<const T *>(pick(p.bias, product));
-                float sum = bias ? to_float(bias[cc]) : 0.0f;
-                for (int s = 0; s < slices; ++s) sum += partial[buf][w + s][lane];
-                return from_float<T>(sum);
-            };
-            if (!p.swiglu_out) {
-                static_cast<T *>(pick(p.out, cur.j))[size_t(lane) * cur.n + cur.c] =
-                    column(warp, cur.j, cur.c);
-            } else if (cur.j == 0) { // the up column is the next one, slices warps on
-                const float gate = to_float(column(warp, 0, cur.c)),
-                            up = to_float(column(warp + slices, 1, cur.c));
-                static_cast<T *>(p.swiglu_out)[size_t(lane) * cur.n + cur.c] =
-                    from_float<T>(Swiglu()(gate, up));
+                for (int e = 0; e < V; ++e) acc[r] = fmaf(wf[e], xf[e], acc[r]);
             }
         }
-        cur = next;
+        base += round;
+        if (base < k) load_round(base);
     }
-}
-
-// Blocks of gemv_kernel<T, M> the device holds at once (taken once per kernel and device
-// kind).
-template <typename T, int M> int gemv_resident_blocks() {
-    static const int blocks = [] {
-        int per_sm = 0, device = 0, sms = 0;
-        check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<T, M>,
-                                                                 kGemvWarps * 32, 0),
-                   "gemv occupancy");
-        check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-        check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-                   "cudaDeviceGetAttribute");
-        return std::max(1, per_sm * sms);
-    }();
-    return blocks;
+#pragma unroll
+    for (int r = 0; r < M; ++r) acc[r] = warp_sum(acc[r]);
+    if (lane == 0)
+#pragma unroll
+        for (int r = 0; r < M; ++r) partial[warp][r] = acc[r];
+    __syncthreads();
+    if (slice != 0 || lane >= M || !active) return;
+    // A column's value: its warps' sums and its bias, rounded to T as a stored product is.
+    auto column = [&](int w, int product, int cc) {
+        const T *bias = static_cast<const T *>(pick(p.bias, product));
+        float sum = bias ? to_float(bias[cc]) : 0.0f;
+        for (int s = 0; s < slices; ++s) sum += partial[w + s][lane];
+        return from_float<T>(sum);
+    };
+    if (!p.swiglu_out) {
+        static_cast<T *>(pick(p.out, j))[size_t(lane) * n + c] = column(warp, j, c);
+    } else if (j == 0) { // the up column is the next one, slices warps on
+        const float gate = to_float(column(warp, 0, c)), up = to_float(column(warp + slices, 1, c));
+        static_cast<T *>(p.swiglu_out)[size_t(lane) * n + c] = from_float<T>(Swiglu()(gate, up));
+    }
 }
 
 template <typename T, int M = 1>
@@ -255,14 +215,9 @@ void launch_gemv(const cpu::LinearOperands *ops, size_t count, bool weights_firs
     int slices = 1;
     while (slices < max_slices && more_warps(size_t(slices))) slices *= 2;
     const size_t cols_per_block = size_t(kGemvWarps / slices);
-    const size_t items = (cols + cols_per_block - 1) / cols_per_block;
-    // One wave, its blocks given equal numbers of column groups.
-    const size_t resident = size_t(gemv_resident_blocks<T, M>());
-    const size_t per_block = (items + resident - 1) / resident;
     launch_dependent("linear (gemv)", gemv_kernel<T, M>,
-                     unsigned((items + per_block - 1) / per_block), kGemvWarps * 32, 0, p,
-                     reinterpret_cast<const T *>(op.x), op.ldx, int(op.k), slices, int(items),
-                     weights_first);
+                     unsigned((cols + cols_per_block - 1) / cols_per_block), kGemvWarps * 32, 0, p,
+                     reinterpret_cast<const T *>(op.x), op.ldx, int(op.k), slices, weights_first);
 }
 
 bool gemv_fits(const cpu::LinearOperands &op) {

@@ -20,7 +20,8 @@ void rope_store_kv(std::byte *q, const std::byte *k, const std::byte *v, const i
 // max_keys bounds n_keys (host knowledge: it sizes the split over the keys), max_run the
 // runs of consecutive tokens of one list (below kFlashMinTokens / kFlashMaxRuns no tile
 // goes to the prefill kernel, which is then not launched), settled that each token is its
-// list's only query this step (its other keys are loaded before the kernels before finish); scratch
+// list's only query this step (so its other keys, written by earlier steps, are loaded
+// before the kernel ahead of the attention finishes); scratch
 // (scratch_floats >= attention_scratch_floats) holds the splits' partials, or is null.
 void paged_attention(std::byte *out, const std::byte *q, const std::byte *k_cache,
                      const std::byte *v_cache, const int32_t *table, const int64_t *row,

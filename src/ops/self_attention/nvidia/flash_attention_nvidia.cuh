@@ -404,7 +404,9 @@ __global__ void __launch_bounds__(kFlashWarps * 32)
         j0 = blockIdx.z * per_split;
         j1 = min(n_keys, j0 + per_split);
     };
-    int fetched = 0; // keys j0..fetched-1 of the first token's first tile are in flight
+    // Keys j0..fetched-1 of the first token's first tile were copied before the wait (none
+    // when fetched <= j0): its first load after the wait starts at fetched.
+    int fetched = 0;
     if (settled) {
         int j0, j1;
         split_of(blockIdx.x, j0, j1);

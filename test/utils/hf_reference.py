@@ -12,8 +12,8 @@ from llaisys.models import Model, ModelConfig, WeightTensor
 VOCAB = 300
 
 
-def tiny_hf_model(arch: str, seed: int = 0, hidden: int = 64,
-                  heads: tuple[int, int] = (4, 2)) -> torch.nn.Module:
+def tiny_hf_model(arch: str, seed: int = 0, hidden: int = 64, heads: tuple[int, int] = (4, 2),
+                  max_position: int = 256) -> torch.nn.Module:
     """Qwen2: q/k/v biases, untied lm_head. Llama: no biases, tied embeddings.
     heads: (query heads, kv heads); the head dim is hidden // query heads."""
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
@@ -21,7 +21,7 @@ def tiny_hf_model(arch: str, seed: int = 0, hidden: int = 64,
     torch.manual_seed(seed)
     common = dict(hidden_size=hidden, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=heads[0], num_key_value_heads=heads[1], vocab_size=VOCAB,
-                  max_position_embeddings=256, rms_norm_eps=1e-6, rope_theta=10000.0)
+                  max_position_embeddings=max_position, rms_norm_eps=1e-6, rope_theta=10000.0)
     if arch == "qwen2":
         model = Qwen2ForCausalLM(Qwen2Config(tie_word_embeddings=False, **common))
     elif arch == "llama":
@@ -54,9 +54,9 @@ def hf_weights(hf: torch.nn.Module) -> list[WeightTensor]:
 
 
 def tiny_model(arch: str, dtype: str = "float32", seed: int = 0, device: str = "cpu",
-               hidden: int = 64, heads: tuple[int, int] = (4, 2)
+               hidden: int = 64, heads: tuple[int, int] = (4, 2), max_position: int = 256
                ) -> tuple[Model, torch.nn.Module]:
-    hf = tiny_hf_model(arch, seed, hidden, heads)
+    hf = tiny_hf_model(arch, seed, hidden, heads, max_position)
     return Model.from_config(model_config(hf), hf_weights(hf), dtype=dtype, device=device), hf
 
 

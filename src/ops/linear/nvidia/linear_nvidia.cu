@@ -56,11 +56,15 @@ template <typename T> __global__ void fill_bias_kernel(T *out, const T *bias, si
 // Products of one x (a layer's q/k/v, its gate/up) share a launch: their columns are
 // numbered one after another, or, for a fused SwiGLU, interleaved (gate column c, then up
 // column c, in one block) so that the block writes swiglu(gate, up) alone.
-// On the H200 one round of 8 loads beat two double-buffered rounds of 4 (gate/up 16.4 vs
-// 17.7 us, down 10.8 vs 12.1, lm_head 105 vs 114 us: scripts/bench_gemv_variants.cu).
+// On the H200 one round of loads beat two double-buffered rounds (gate/up 16.4 vs 17.7 us,
+// down 10.8 vs 12.1, lm_head 105 vs 114 us: scripts/bench_gemv_variants.cu), and rounds of
+// 6 loads, which leave a one-row kernel at 48 registers (5 blocks an SM instead of 4),
+// beat rounds of 8: decode 693 against 683 tok/s single stream, 2811 against 2746 at 8
+// sequences. Fewer registers than that spill and lose (638-641 tok/s).
 constexpr int kGemvRows = 8;
 constexpr int kGemvWarps = 8;
-constexpr int kGemvLoads = 8;
+constexpr int kGemvLoads = 6;
+constexpr int kGemvMinBlocksOneRow = 5; // resident blocks an SM asked of the m = 1 kernel
 // Warps a product should have at least: 12 per SM of an H100/H200 (132 SMs).
 constexpr int kGemvMinWarps = 132 * 12;
 
@@ -101,7 +105,7 @@ template <typename P> __device__ __forceinline__ P pick(const P (&a)[cpu::kMaxSh
 }
 
 template <typename T, int M>
-__global__ void __launch_bounds__(kGemvWarps * 32)
+__global__ void __launch_bounds__(kGemvWarps * 32, M == 1 ? kGemvMinBlocksOneRow : 1)
     gemv_kernel(GemvProducts p, const T *x, size_t ldx, int k, int slices, bool weights_first) {
     constexpr int V = 16 / sizeof(T);
     __shared__ float partial[kGemvWarps][M];

@@ -53,7 +53,8 @@ bench) bench=() ;;
         -p no:cacheprovider test/ops/test_ops_self_attention.py test/ops/test_ops_add.py \
         test/ops/test_ops_swiglu.py test/ops/test_ops_linear_swiglu.py \
         test/core/test_core_prefill_attention.py \
-        test/core/test_core_decode.py test/parity/test_parity_gpu.py 2>&1 | tee "$logs/tests.log"
+        test/core/test_core_decode.py test/core/test_core_decode_graph.py \
+        test/parity/test_parity_gpu.py 2>&1 | tee "$logs/tests.log"
     ;;
 esac
 echo "tests: $(($(date +%s) - start)) s"

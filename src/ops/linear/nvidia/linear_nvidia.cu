@@ -60,7 +60,9 @@ template <typename T> __global__ void fill_bias_kernel(T *out, const T *bias, si
 // down 10.8 vs 12.1, lm_head 105 vs 114 us: scripts/bench_gemv_variants.cu), and rounds of
 // 6 loads, which leave a one-row kernel at 48 registers (5 blocks an SM instead of 4),
 // beat rounds of 8: decode 693 against 683 tok/s single stream, 2811 against 2746 at 8
-// sequences. Fewer registers than that spill and lose (638-641 tok/s).
+// sequences. Spilling lost (635-642 tok/s): 8 loads held to 48 registers, or 6 loads held
+// to 40 (6 blocks an SM). The bound applies to the one-row kernel only: more rows need
+// more accumulators.
 constexpr int kGemvRows = 8;
 constexpr int kGemvWarps = 8;
 constexpr int kGemvLoads = 6;

@@ -3,7 +3,7 @@ attention splits each token's keys by a power-of-two bucket of the longest conte
 the keys before the token's own before the kernel before it has finished, and a merge
 kernel joins the splits. A step that asks for logits runs eagerly, split by its exact
 context. So a graph step's greedy token must be the argmax of the same step's eager logits,
-up to a near tie, whatever the context.
+up to a near tie, whatever the context, head dim or architecture.
 Runs with --device nvidia; skips elsewhere."""
 
 from __future__ import annotations
@@ -21,12 +21,18 @@ GREEDY = {"temperature": 0.0}
 NEAR_TIE = 0.1
 
 
-@pytest.fixture(scope="module")
-def model(test_device: str) -> Model:
+# (architecture, hidden size, (query heads, KV heads)) in bf16: head dims 64 and 128 (the
+# tensor-core decode kernel), group sizes 2 and 4; Llama has no q/k/v bias.
+MODELS = [("qwen2", 256, (4, 2)), ("qwen2", 512, (4, 2)), ("llama", 256, (4, 2)),
+          ("llama", 2048, (16, 4))]
+
+
+@pytest.fixture(scope="module", params=MODELS, ids=lambda m: f"{m[0]}-hidden{m[1]}")
+def model(test_device: str, request: pytest.FixtureRequest) -> Model:
     if test_device != "nvidia":
         pytest.skip("CUDA graph steps run with --device nvidia")
-    # Head dim 64 in bf16: the tensor-core decode kernel.
-    return tiny_model("qwen2", dtype="bfloat16", device="nvidia", hidden=256, heads=(4, 2),
+    arch, hidden, heads = request.param
+    return tiny_model(arch, dtype="bfloat16", device="nvidia", hidden=hidden, heads=heads,
                       max_position=1024)[0]
 
 
@@ -39,6 +45,7 @@ def prompt(seed: int, n: int) -> list[int]:
     [100],  # bucket 128: 2 splits
     [1, 63, 64, 65, 300],  # bucket 512: 8 splits, some of them empty for the short ones
     [700],  # bucket 1024: 16 splits
+    [5, 40],  # two sequences of short contexts
 ], ids=str)
 def test_cached_contexts_when_greedy_graph_steps_then_tokens_are_eager_argmaxes(
         model: Model, contexts: list[int]):

@@ -45,7 +45,7 @@ def prompt(seed: int, n: int) -> list[int]:
     [100],  # bucket 128: 2 splits
     [1, 63, 64, 65, 300],  # bucket 512: 8 splits, some of them empty for the short ones
     [700],  # bucket 1024: 16 splits
-    [5, 40],  # two sequences of short contexts
+    [5, 40],  # a graph of its own size (2), one split each
 ], ids=str)
 def test_cached_contexts_when_greedy_graph_steps_then_tokens_are_eager_argmaxes(
         model: Model, contexts: list[int]):

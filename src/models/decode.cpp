@@ -238,10 +238,10 @@ tensor_t Model::finish_layer(const Layer &w, const tensor_t &next_norm, const te
     const tensor_t o = rows(ws_.o, r), xn = rows(ws_.xn, r);
     const tensor_t gate = rows(ws_.gate, r), up = rows(ws_.up, r), act = rows(ws_.act, r);
     ops::linear_shared_input(attn, {{o, w.o, nullptr}});
-    ops::add_rms_norm(xn, x, o, w.post_norm, eps);
+    ops::add_rms_norm(xn, x, o, w.post_norm, eps, true);
     ops::linear_swiglu(act, xn, {gate, w.gate, nullptr}, {up, w.up, nullptr}, true);
     ops::linear_shared_input(act, {{o, w.down, nullptr}});
-    ops::add_rms_norm(xn, x, o, next_norm, eps);
+    ops::add_rms_norm(xn, x, o, next_norm, eps, true);
     return xn;
 }
 
@@ -293,7 +293,7 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
         gather_rows(tokens, {{embed_, x}});
     else
         ops::embedding(x, tokens, embed_);
-    ops::rms_norm(xn, x, layers_[0].input_norm, m.rms_norm_eps);
+    ops::rms_norm(xn, x, layers_[0].input_norm, m.rms_norm_eps, true);
     for (size_t l = 0; l < m.n_layer; ++l) {
         const Layer &w = layers_[l];
         const tensor_t &next_norm = l + 1 < m.n_layer ? layers_[l + 1].input_norm : norm_;

@@ -26,9 +26,12 @@ void linear_shared_input(tensor_t in, std::initializer_list<LinearProduct> produ
 // constant_weights as for linear_shared_input (model weights: true).
 void linear_swiglu(tensor_t out, tensor_t in, const LinearProduct &gate, const LinearProduct &up,
                    bool constant_weights);
-void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps);
+// constant_weight: no work still queued on the device writes weight (model weights), so the
+// GPU kernel loads it before it waits for the kernel before it.
+void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps, bool constant_weight);
 // x += residual, then out = rms_norm(x): the residual add fused into the norm after it.
-void add_rms_norm(tensor_t out, tensor_t x, tensor_t residual, tensor_t weight, float eps);
+void add_rms_norm(tensor_t out, tensor_t x, tensor_t residual, tensor_t weight, float eps,
+                  bool constant_weight);
 void rope(tensor_t out, tensor_t in, tensor_t pos_ids, float theta);
 void self_attention(tensor_t out, tensor_t q, tensor_t k, tensor_t v, float scale);
 void swiglu(tensor_t out, tensor_t gate, tensor_t up);

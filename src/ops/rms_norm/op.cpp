@@ -13,7 +13,7 @@ namespace {
 
 // out = rms_norm(in + residual) when residual is given, the sum kept in in.
 void norm_rows(const char *op, tensor_t out, tensor_t in, tensor_t residual, tensor_t weight,
-               float eps) {
+               float eps, bool constant_weight) {
     check_not_null(op, {&out, &in, &weight});
     check_same_device(op, {out, in, weight});
     check_float(op, {in});
@@ -44,7 +44,7 @@ void norm_rows(const char *op, tensor_t out, tensor_t in, tensor_t residual, ten
     case LLAISYS_DEVICE_NVIDIA:
         return nvidia::rms_norm(out->data(), row_stride(out), in->data(), row_stride(in), res,
                                 res_stride, weight->data(), in->dtype(), in->dim(0), in->dim(1),
-                                eps);
+                                eps, constant_weight);
 #endif
     default:
         unsupported_device(op, out);
@@ -53,13 +53,14 @@ void norm_rows(const char *op, tensor_t out, tensor_t in, tensor_t residual, ten
 
 } // namespace
 
-void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps) {
-    norm_rows("rms_norm", out, in, nullptr, weight, eps);
+void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps, bool constant_weight) {
+    norm_rows("rms_norm", out, in, nullptr, weight, eps, constant_weight);
 }
 
-void add_rms_norm(tensor_t out, tensor_t x, tensor_t residual, tensor_t weight, float eps) {
+void add_rms_norm(tensor_t out, tensor_t x, tensor_t residual, tensor_t weight, float eps,
+                  bool constant_weight) {
     CHECK_ARG(residual, "add_rms_norm: null tensor");
-    norm_rows("add_rms_norm", out, x, residual, weight, eps);
+    norm_rows("add_rms_norm", out, x, residual, weight, eps, constant_weight);
 }
 
 } // namespace llaisys::ops
@@ -68,7 +69,8 @@ __C llaisysStatus_t llaisysRmsNorm(llaisysTensor_t out, llaisysTensor_t in, llai
                                    float eps) {
     return llaisys::api_guard([&] {
         CHECK_ARG(out && in && weight, "rms_norm: null tensor");
-        llaisys::ops::rms_norm(out->tensor, in->tensor, weight->tensor, eps);
+        // the caller's weight may come from work still queued: loaded after the wait
+        llaisys::ops::rms_norm(out->tensor, in->tensor, weight->tensor, eps, false);
     });
 }
 
@@ -76,6 +78,7 @@ __C llaisysStatus_t llaisysAddRmsNorm(llaisysTensor_t out, llaisysTensor_t x,
                                       llaisysTensor_t residual, llaisysTensor_t weight, float eps) {
     return llaisys::api_guard([&] {
         CHECK_ARG(out && x && residual && weight, "add_rms_norm: null tensor");
-        llaisys::ops::add_rms_norm(out->tensor, x->tensor, residual->tensor, weight->tensor, eps);
+        llaisys::ops::add_rms_norm(out->tensor, x->tensor, residual->tensor, weight->tensor, eps,
+                                   false);
     });
 }

@@ -13,22 +13,29 @@ template <typename T, int V> struct alignas(sizeof(T) * V) Pack {
 };
 
 // One block per row, in packs of V elements (16 bytes when every base and pitch allows it).
-// With a residual the row's sum is written back to in and read again for the output: the
-// same thread wrote it, and it is still in L1.
+// A thread's first pack of the weight is loaded with its first pack of the row, before
+// waiting for the kernel before when the weight is constant, and its first pack of the row
+// stays in registers for the output:
+// a row of at most blockDim.x packs (a decoder's hidden size) costs one round trip to
+// memory, not three (row, then weight and row again after the reduction). Further packs
+// are read again; with a residual the row's sum was written back to in by the same thread.
 template <typename T, int V, bool Residual>
 __global__ void rms_norm_kernel(T *out, ptrdiff_t out_stride, T *in, ptrdiff_t in_stride,
                                 const T *residual, ptrdiff_t residual_stride, const T *weight,
-                                size_t d, float eps) {
+                                size_t d, float eps, bool constant_weight) {
     using P = Pack<T, V>;
     __shared__ float scratch[32];
-    wait_for_prior_grid();
+    const P *w = reinterpret_cast<const P *>(weight);
+    const size_t packs = d / V, first = threadIdx.x;
+    P w_first, x_first;
+    if (!constant_weight) wait_for_prior_grid();
+    if (first < packs) w_first = w[first];
+    if (constant_weight) wait_for_prior_grid();
     allow_dependents_early();
     P *x = reinterpret_cast<P *>(in + ptrdiff_t(blockIdx.x) * in_stride);
     P *y = reinterpret_cast<P *>(out + ptrdiff_t(blockIdx.x) * out_stride);
-    const P *w = reinterpret_cast<const P *>(weight);
-    const size_t packs = d / V;
     float sum_sq = 0.0f;
-    for (size_t i = threadIdx.x; i < packs; i += blockDim.x) {
+    for (size_t i = first; i < packs; i += blockDim.x) {
         P v = x[i];
         if constexpr (Residual) {
             const P r =
@@ -37,13 +44,14 @@ __global__ void rms_norm_kernel(T *out, ptrdiff_t out_stride, T *in, ptrdiff_t i
             for (int e = 0; e < V; ++e) v.e[e] = from_float<T>(to_float(v.e[e]) + to_float(r.e[e]));
             x[i] = v;
         }
+        if (i == first) x_first = v;
 #pragma unroll
         for (int e = 0; e < V; ++e) sum_sq += to_float(v.e[e]) * to_float(v.e[e]);
     }
     sum_sq = block_reduce<false>(sum_sq, scratch);
     const float inv_rms = rsqrtf(sum_sq / float(d) + eps);
-    for (size_t i = threadIdx.x; i < packs; i += blockDim.x) {
-        const P v = x[i], g = w[i];
+    for (size_t i = first; i < packs; i += blockDim.x) {
+        const P v = i == first ? x_first : x[i], g = i == first ? w_first : w[i];
         P o;
 #pragma unroll
         for (int e = 0; e < V; ++e)
@@ -55,13 +63,13 @@ __global__ void rms_norm_kernel(T *out, ptrdiff_t out_stride, T *in, ptrdiff_t i
 template <typename T, int V>
 void launch(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_stride,
             const std::byte *residual, ptrdiff_t residual_stride, const std::byte *weight,
-            size_t rows, size_t d, float eps) {
+            size_t rows, size_t d, float eps, bool constant_weight) {
     const unsigned threads = unsigned(std::min<size_t>(512, (d / V + 31) / 32 * 32));
     auto args = [&](auto kernel) {
         launch_dependent("rms_norm", kernel, unsigned(rows), threads, 0, reinterpret_cast<T *>(out),
                          out_stride, reinterpret_cast<T *>(in), in_stride,
                          reinterpret_cast<const T *>(residual), residual_stride,
-                         reinterpret_cast<const T *>(weight), d, eps);
+                         reinterpret_cast<const T *>(weight), d, eps, constant_weight);
     };
     if (residual)
         args(rms_norm_kernel<T, V, true>);
@@ -73,7 +81,7 @@ void launch(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_st
 
 void rms_norm(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_stride,
               const std::byte *residual, ptrdiff_t residual_stride, const std::byte *weight,
-              llaisysDataType_t dtype, size_t rows, size_t d, float eps) {
+              llaisysDataType_t dtype, size_t rows, size_t d, float eps, bool constant_weight) {
     if (rows == 0) return;
     dispatch_cuda_float(dtype, "rms_norm", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
@@ -85,10 +93,10 @@ void rms_norm(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_
                          in_stride % V == 0 && (!residual || residual_stride % V == 0);
         if (vec)
             launch<T, V>(out, out_stride, in, in_stride, residual, residual_stride, weight, rows, d,
-                         eps);
+                         eps, constant_weight);
         else
             launch<T, 1>(out, out_stride, in, in_stride, residual, residual_stride, weight, rows, d,
-                         eps);
+                         eps, constant_weight);
     });
 }
 

@@ -170,7 +170,11 @@ __global__ void __launch_bounds__(kWarps * 32)
 // out row (t, head) = the splits' partial softmaxes merged; a block per (t, head), of at
 // least kMaxSplits threads: thread z reads split z's max and sum, so the block spends two
 // reductions, not a serial walk over the splits, before the weighted sum of their outputs.
+// Every load a thread can issue at once is issued at once, before the reductions: the max
+// and sum of its split, and its first dimension's values in the first kMergeAhead splits
+// (loads in turn cost an L2 round trip each, the kernel's whole time at one token).
 constexpr int kMergeThreads = 128;
+constexpr int kMergeAhead = 8;
 static_assert(kMaxSplits <= kMergeThreads);
 template <typename T, typename KeyAddr>
 __global__ void __launch_bounds__(kMergeThreads)
@@ -181,16 +185,27 @@ __global__ void __launch_bounds__(kMergeThreads)
     const int t = blockIdx.x, head = blockIdx.y, z = threadIdx.x;
     if (flash && flash_takes_token(keys, a.n, t)) return;
     const size_t r0 = (size_t(t) * a.nh + head) * part.splits;
-    const bool live = z < part.splits && part.l[r0 + z] > 0.0f; // splits past n_keys are empty
-    const float m = live ? part.m[r0 + z] : -INFINITY;
+    const bool split = z < part.splits;
+    const float l = split ? part.l[r0 + z] : 0.0f, m_split = split ? part.m[r0 + z] : 0.0f;
+    float ahead[kMergeAhead];
+#pragma unroll
+    for (int s = 0; s < kMergeAhead; ++s)
+        ahead[s] = s < part.splits && z < a.dv ? part.o[(r0 + s) * a.dv + z] : 0.0f;
+    const bool live = l > 0.0f; // splits past n_keys are empty
+    const float m = live ? m_split : -INFINITY;
     const float mx = block_reduce<true>(m, scratch);
-    const float w = live ? part.l[r0 + z] * __expf(m - mx) : 0.0f;
+    const float w = live ? l * __expf(m - mx) : 0.0f;
     const float sum = block_reduce<false>(w, scratch);
-    if (z < part.splits) weight[z] = w; // every split wrote its (normalised) o, empty ones 0
+    if (split) weight[z] = w; // every split wrote its (normalised) o, empty ones 0
     __syncthreads();
     for (int dim = threadIdx.x; dim < a.dv; dim += blockDim.x) {
         float o = 0.0f;
-        for (int s = 0; s < part.splits; ++s) o += part.o[(r0 + s) * a.dv + dim] * weight[s];
+        int s = 0;
+        if (dim == z) // the splits loaded ahead, in the same order
+#pragma unroll
+            for (int u = 0; u < kMergeAhead; ++u)
+                if (u < part.splits) o += ahead[u] * weight[u], s = u + 1;
+        for (; s < part.splits; ++s) o += part.o[(r0 + s) * a.dv + dim] * weight[s];
         out[ptrdiff_t(t) * a.out_token + ptrdiff_t(head) * a.out_head + dim] =
             from_float<T>(sum > 0.0f ? o / sum : 0.0f);
     }

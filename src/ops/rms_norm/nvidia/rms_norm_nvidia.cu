@@ -13,12 +13,12 @@ template <typename T, int V> struct alignas(sizeof(T) * V) Pack {
 };
 
 // One block per row, in packs of V elements (16 bytes when every base and pitch allows it).
-// A thread's first pack of the weight is loaded with its first pack of the row, before
-// waiting for the kernel before when the weight is constant, and its first pack of the row
-// stays in registers for the output:
-// a row of at most blockDim.x packs (a decoder's hidden size) costs one round trip to
-// memory, not three (row, then weight and row again after the reduction). Further packs
-// are read again; with a residual the row's sum was written back to in by the same thread.
+// A thread loads its first pack of the weight with its first pack of the row (a constant
+// weight even before the wait for the kernel before) and keeps that pack of the row in
+// registers for the output, so a row of at most blockDim.x packs (a decoder's hidden size)
+// costs one round trip to memory, not three (the row; then, after the reduction, the weight
+// and the row again). Further packs are read again: with a residual, the same thread wrote
+// the row's sum back to in.
 template <typename T, int V, bool Residual>
 __global__ void rms_norm_kernel(T *out, ptrdiff_t out_stride, T *in, ptrdiff_t in_stride,
                                 const T *residual, ptrdiff_t residual_stride, const T *weight,

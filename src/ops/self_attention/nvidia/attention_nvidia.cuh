@@ -201,10 +201,12 @@ __global__ void __launch_bounds__(kMergeThreads)
     for (int dim = threadIdx.x; dim < a.dv; dim += blockDim.x) {
         float o = 0.0f;
         int s = 0;
-        if (dim == z) // the splits loaded ahead, in the same order
+        if (dim == z) { // the thread's first dimension: its first splits were loaded ahead
 #pragma unroll
             for (int u = 0; u < kMergeAhead; ++u)
-                if (u < part.splits) o += ahead[u] * weight[u], s = u + 1;
+                if (u < part.splits) o += ahead[u] * weight[u];
+            s = min(part.splits, kMergeAhead);
+        }
         for (; s < part.splits; ++s) o += part.o[(r0 + s) * a.dv + dim] * weight[s];
         out[ptrdiff_t(t) * a.out_token + ptrdiff_t(head) * a.out_head + dim] =
             from_float<T>(sum > 0.0f ? o / sum : 0.0f);

@@ -183,11 +183,18 @@ size_t longest_run(const std::vector<int32_t> &seq) {
 } // namespace
 
 template <typename T>
-tensor_t Model::upload(tensor_t &buf, llaisysDataType_t dtype, const std::vector<T> &host) const {
-    if (!buf || buf->numel() < host.size()) // grow by doubling: graph steps keep their buffers
-        buf = new_tensor({std::max<size_t>({host.size(), 1, buf ? 2 * buf->numel() : 0})}, dtype);
+tensor_t Model::upload(tensor_t &buf, llaisysDataType_t dtype, const std::vector<T> &host,
+                       DeferredCopies *deferred) const {
+    // A deferred copy moves whole 16-byte units: room for host rounded up to them.
+    constexpr size_t unit = 16 / sizeof(T);
+    const size_t room = deferred ? (host.size() + unit - 1) / unit * unit : host.size();
+    if (!buf || buf->numel() < room) // grow by doubling: graph steps keep their buffers
+        buf = new_tensor({std::max<size_t>({room, 1, buf ? 2 * buf->numel() : 0})}, dtype);
     tensor_t v = rows(buf, host.size());
-    v->load(host.data());
+    if (deferred)
+        deferred->push_back({v->data(), host.data(), v->nbytes()});
+    else
+        v->load(host.data());
     return v;
 }
 
@@ -245,23 +252,23 @@ tensor_t Model::finish_layer(const Layer &w, const tensor_t &next_norm, const te
     return xn;
 }
 
-Model::StepInputs Model::upload_step(const Step &s) {
+Model::StepInputs Model::upload_step(const Step &s, DeferredCopies *deferred) {
     StepInputs in;
-    in.tokens = upload(ws_.tokens_i, LLAISYS_DTYPE_I64, s.tokens);
-    in.pos = upload(ws_.pos_i, LLAISYS_DTYPE_I64, s.pos);
-    in.cells = upload(ws_.cells_i, LLAISYS_DTYPE_I64, s.cells);
-    in.keys = KeyMap{upload(ws_.key_table_i, LLAISYS_DTYPE_I32, s.key_table),
-                     upload(ws_.key_row_i, LLAISYS_DTYPE_I64, s.key_row),
-                     upload(ws_.n_keys_i, LLAISYS_DTYPE_I32, s.n_keys),
+    in.tokens = upload(ws_.tokens_i, LLAISYS_DTYPE_I64, s.tokens, deferred);
+    in.pos = upload(ws_.pos_i, LLAISYS_DTYPE_I64, s.pos, deferred);
+    in.cells = upload(ws_.cells_i, LLAISYS_DTYPE_I64, s.cells, deferred);
+    in.keys = KeyMap{upload(ws_.key_table_i, LLAISYS_DTYPE_I32, s.key_table, deferred),
+                     upload(ws_.key_row_i, LLAISYS_DTYPE_I64, s.key_row, deferred),
+                     upload(ws_.n_keys_i, LLAISYS_DTYPE_I32, s.n_keys, deferred),
                      s.block_size,
                      size_t(*std::max_element(s.n_keys.begin(), s.n_keys.end())),
                      longest_run(s.seq),
                      false,
                      nullptr};
     if (!s.out_rows.empty() && s.out_rows.size() < s.n)
-        in.out_rows = upload(ws_.out_rows_i, LLAISYS_DTYPE_I64, s.out_rows);
+        in.out_rows = upload(ws_.out_rows_i, LLAISYS_DTYPE_I64, s.out_rows, deferred);
     if (!s.prev_row.empty()) {
-        in.prev_row = upload(ws_.prev_row_i, LLAISYS_DTYPE_I32, s.prev_row);
+        in.prev_row = upload(ws_.prev_row_i, LLAISYS_DTYPE_I32, s.prev_row, deferred);
         in.prev_ids = s.prev_ids;
     }
     return in;
@@ -453,6 +460,9 @@ std::vector<const void *> Model::graph_buffers(const KvCache &kv, const tensor_t
           &ws_.pos_i,     &ws_.cells_i,      &ws_.key_row_i, &ws_.n_keys_i, &ws_.key_table_i,
           &ws_.params_u8, &ws_.attn_scratch, &embed_,        &norm_,        &lm_head_})
         add(*t);
+#ifdef LLAISYS_ENABLE_NVIDIA
+    for (const void *b : mailbox_.buffers()) p.push_back(b);
+#endif
     for (size_t l = 0; l < meta_.n_layer; ++l) {
         add(ws_.backup_k[l]);
         add(ws_.backup_v[l]);
@@ -496,9 +506,11 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
         const size_t cols = (m.max_position + s.block_size - 1) / s.block_size;
         ws_.key_table_i =
             new_tensor({std::max(max_nb * cols, s.key_table.size())}, LLAISYS_DTYPE_I32);
-        ws_.params_u8 = new_tensor({max_nb * sizeof(LlaisysSamplingParams)}, LLAISYS_DTYPE_U8);
+        // + 16: the mailbox's copies move 16-byte units
+        ws_.params_u8 = new_tensor({max_nb * sizeof(LlaisysSamplingParams) + 16}, LLAISYS_DTYPE_U8);
     }
-    StepInputs in = upload_step(s);
+    DeferredCopies staged;
+    StepInputs in = upload_step(s, &staged);
     // One token a sequence: the padding copies of token 0 (discarded) must not count as a run,
     // or a graph would hold an idle prefill launch (or, captured at one padding and replayed
     // at another, attend the last tile by the other kernel).
@@ -511,7 +523,11 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
     in.keys.max_keys = bucket;
     in.keys.scratch = ws_.attn_scratch;
     const tensor_t params_dev = rows(ws_.params_u8, nb * sizeof(LlaisysSamplingParams));
-    params_dev->load(params.data());
+    staged.push_back({params_dev->data(), params.data(), params_dev->nbytes()});
+    if (!mailbox_.fits(staged, max_nb)) {
+        synchronize(0); // queued steps' ids sit in the slots that go
+        mailbox_.reserve(staged, max_nb);
+    }
     const tensor_t ids = rows(sampled_ids_, nb);
     // Layers whose backup rows hold what this step's cells held before it: those a direct run
     // reached, none while a graph is captured (nothing runs), all once the graph launched.
@@ -519,17 +535,24 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
     try {
         // Steps taking ids on the device hold one more kernel: a graph of their own.
         const size_t takes = s.prev_row.empty() ? 0 : size_t(1) << 31;
+        const int64_t *host_ids = mailbox_.stage(staged);
         sampling_queued_ = true;
         graphs_.run(nb << 32 | takes | bucket, graph_buffers(kv, s.prev_ids), [&](bool executes) {
             size_t captured_layers = 0;
+            mailbox_.fetch();
             ops::sample(
                 ids, logits_of(forward(kv, s, in, executes ? layers_backed_up : captured_layers)),
                 params_dev);
+            mailbox_.publish(reinterpret_cast<const int64_t *>(ids->data()), nb);
         });
         layers_backed_up = m.n_layer;
-        send_ids(rows(sampled_ids_, n), b.out_token);
+        pending_ids_.push_written(host_ids, n, b.out_token);
+        ids_sent_ = true;
     } catch (...) {
         restore(kv, n, layers_backed_up); // the padding copies of token 0 backed nothing up
+        try {
+            mailbox_.resync(); // the step may have stopped before or after its fetch kernel
+        } catch (...) {}
         throw;
     }
     kv.mark_written(cells);

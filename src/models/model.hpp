@@ -5,6 +5,7 @@
 #include "llaisys/model.h"
 #include "models/kv_cache.hpp"
 #include "models/kv_kernels.hpp"
+#include "models/nvidia/step_mailbox.hpp"
 #include "models/pending_ids.hpp"
 #include "tensor/tensor.hpp"
 #ifdef LLAISYS_ENABLE_NVIDIA
@@ -79,10 +80,14 @@ private:
                     tensor_t *fused = nullptr, size_t fused_row = 0, size_t fused_rows = 0);
     tensor_t new_tensor(const std::vector<size_t> &shape, llaisysDataType_t dtype) const;
     void reserve(size_t tokens, size_t outputs, bool backups);
-    // Grows buf to hold host and copies host into its first host.size() elements.
+    // Copies of a step's metadata that a GPU graph step's first kernel makes (StepMailbox).
+    using DeferredCopies = std::vector<nvidia::StepMailbox::Segment>;
+    // Grows buf to hold host and copies host into its first host.size() elements, or leaves
+    // the copy to deferred.
     template <typename T>
-    tensor_t upload(tensor_t &buf, llaisysDataType_t dtype, const std::vector<T> &host) const;
-    StepInputs upload_step(const Step &step);
+    tensor_t upload(tensor_t &buf, llaisysDataType_t dtype, const std::vector<T> &host,
+                    DeferredCopies *deferred) const;
+    StepInputs upload_step(const Step &step, DeferredCopies *deferred = nullptr);
     // Runs the layers, writing the batch's K/V; returns the final-normed hidden rows of the
     // output tokens (null when there are none). Launches work only (a graph step captures it).
     tensor_t forward(KvCache &kv, const Step &step, const StepInputs &in, size_t &layers_backed_up);
@@ -120,6 +125,7 @@ private:
     bool sampling_queued_ = false, ids_sent_ = false;
 #ifdef LLAISYS_ENABLE_NVIDIA
     nvidia::StepGraphs graphs_;
+    nvidia::StepMailbox mailbox_; // graph steps' metadata and ids
 #endif
     // Last: destroyed first, it waits for work in flight before anything else goes.
     PendingIds pending_ids_;

@@ -43,9 +43,13 @@ PendingIds::~PendingIds() {
     for (Slot &s : slots_) free_ids(device_, s.host);
 }
 
-void PendingIds::push(const int64_t *ids, size_t n, int64_t *out) {
+PendingIds::Slot &PendingIds::take_slot() {
     if (pending_ == kSlots) wait_until(kSlots - 1);
-    Slot &s = slots_[(oldest_ + pending_) % kSlots];
+    return slots_[(oldest_ + pending_) % kSlots];
+}
+
+void PendingIds::push(const int64_t *ids, size_t n, int64_t *out) {
+    Slot &s = take_slot();
     if (n > s.capacity) {
         free_ids(device_, s.host);
         s.host = nullptr, s.capacity = 0;
@@ -62,7 +66,17 @@ void PendingIds::push(const int64_t *ids, size_t n, int64_t *out) {
     }
 #endif
     if (device_ != LLAISYS_DEVICE_NVIDIA && n) std::memcpy(s.host, ids, n * sizeof(int64_t));
-    s.out = out, s.n = n;
+    s.ids = s.host, s.out = out, s.n = n;
+    ++pending_;
+}
+
+void PendingIds::push_written(const int64_t *host_ids, size_t n, int64_t *out) {
+    CHECK_ARG(device_ == LLAISYS_DEVICE_NVIDIA, "push_written: ids written by a GPU step");
+    Slot &s = take_slot();
+#ifdef LLAISYS_ENABLE_NVIDIA
+    nvidia::record_behind(&s.done);
+#endif
+    s.ids = host_ids, s.out = out, s.n = n;
     ++pending_;
 }
 
@@ -81,7 +95,7 @@ void PendingIds::wait_until(size_t max_pending) {
             }
         }
 #endif
-        if (s.n) std::memcpy(s.out, s.host, s.n * sizeof(int64_t));
+        if (s.n) std::memcpy(s.out, s.ids, s.n * sizeof(int64_t));
     }
 }
 

@@ -24,6 +24,9 @@ public:
     // that a wait writes to out. With LLAISYS_MAX_PENDING_DECODES pending, waits for the
     // oldest first.
     void push(const int64_t *ids, size_t n, int64_t *out);
+    // Queues a GPU step whose kernels write its n ids to host_ids (mapped pinned memory that
+    // stays until the step is waited for).
+    void push_written(const int64_t *host_ids, size_t n, int64_t *out);
     size_t pending() const { return pending_; }
     // Waits for queued steps, oldest first, until at most max_pending remain, writing the ids
     // of each to its out. On a device error nothing is pending afterwards and it is thrown.
@@ -33,10 +36,12 @@ private:
     struct Slot {
         int64_t *host = nullptr; // pinned on the GPU
         size_t capacity = 0;
-        void *done = nullptr; // GPU: cudaEvent_t recorded behind the step
+        const int64_t *ids = nullptr; // where the waited-for ids are: host, or push_written's
+        void *done = nullptr;         // GPU: cudaEvent_t recorded behind the step
         int64_t *out = nullptr;
         size_t n = 0;
     };
+    Slot &take_slot(); // the next one, waiting for the oldest when all are pending
     llaisysDeviceType_t device_;
     Slot slots_[LLAISYS_MAX_PENDING_DECODES];
     size_t oldest_ = 0, pending_ = 0;

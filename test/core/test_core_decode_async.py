@@ -119,6 +119,25 @@ def test_pending_step_when_the_next_batch_is_invalid_then_it_raises_and_the_step
     assert [int(pending.wait().token_ids[0]), int(nxt.wait().token_ids[0])] == want
 
 
+def test_pending_steps_when_one_has_far_wider_block_tables_then_same_ids(model):
+    # On the GPU a graph step's metadata and ids pass through rotating host slots: this
+    # step's table outgrows them while the steps before it are pending.
+    toks = prompt(12, 7)
+    want = greedy_ids(model, "block", toks, 3)
+    run = CacheRunner(model, "block")
+    steps = [queue(model, run, [SeqChunk(0, toks)])]
+    for i, width in enumerate((0, 20000, 0)):
+        batch = run.batch([SeqChunk(0, [0], start=len(toks) + i)], sampling=GREEDY,
+                          want_logits=False)
+        batch.prev_row = np.zeros(1, dtype=np.int32)
+        if width:
+            tables = np.full((len(batch.block_tables), width), -1, dtype=np.int32)
+            tables[:, :batch.block_tables.shape[1]] = batch.block_tables
+            batch.block_tables = tables
+        steps.append(model.decode_async(run.kv, batch))
+    assert [int(s.wait().token_ids[0]) for s in steps] == want
+
+
 def test_step_without_sampling_when_the_next_takes_a_row_then_invalid(model):
     toks = prompt(5, 5)
     run = CacheRunner(model, "block")

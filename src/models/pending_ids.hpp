@@ -1,7 +1,8 @@
 // Decode steps queued by llaisysModelDecodeAsync and not waited for yet, oldest first. Each
 // holds the ids it sampled until the host waits for it, when they go to the caller's
-// out_token: on the GPU they are copied behind the step's kernels into pinned memory; on the
-// CPU, where the step has run when the call returns, they are copied at once. Every queued
+// out_token: on the GPU they are copied behind the step's kernels into pinned memory (or a
+// graph step's last kernel writes them there); on the CPU, where the step has run when the
+// call returns, they are copied at once. Every queued
 // step is an entry, whether it sampled or not, so that llaisysModelSynchronize's
 // max_pending counts decode calls alike on every device.
 #pragma once

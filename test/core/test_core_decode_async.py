@@ -119,14 +119,16 @@ def test_pending_step_when_the_next_batch_is_invalid_then_it_raises_and_the_step
     assert [int(pending.wait().token_ids[0]), int(nxt.wait().token_ids[0])] == want
 
 
-def test_pending_steps_when_one_has_far_wider_block_tables_then_same_ids(model):
-    # On the GPU a graph step's metadata and ids pass through rotating host slots: this
-    # step's table outgrows them while the steps before it are pending.
+def test_pending_steps_when_block_tables_widen_between_replays_then_same_ids(model):
+    # On the GPU a graph step's metadata and ids pass through rotating host slots: wider
+    # tables outgrow them (twice) while steps are pending, between steps that replay graphs
+    # captured before.
+    widths = [0, 0, 0, 2000, 2000, 2000, 8000, 8000, 0, 0]
     toks = prompt(12, 7)
-    want = greedy_ids(model, "block", toks, 3)
+    want = greedy_ids(model, "block", toks, len(widths))
     run = CacheRunner(model, "block")
     steps = [queue(model, run, [SeqChunk(0, toks)])]
-    for i, width in enumerate((0, 20000, 0)):
+    for i, width in enumerate(widths):
         batch = run.batch([SeqChunk(0, [0], start=len(toks) + i)], sampling=GREEDY,
                           want_logits=False)
         batch.prev_row = np.zeros(1, dtype=np.int32)

@@ -51,11 +51,12 @@ public:
     std::vector<const void *> buffers() const { return {slots_, state_}; }
 
 private:
+    // A slot's bytes after its header: max_ids ids and the segments.
     static size_t slot_bytes_for(const std::vector<Segment> &segments, size_t max_ids);
-    std::byte *slots_ = nullptr; // kSlots * slot_bytes_, pinned and mapped
+    std::byte *slots_ = nullptr; // kSlots headers, then kSlots * slot_bytes_; pinned, mapped
     size_t slot_bytes_ = 0, max_ids_ = 0;
-    int *state_ = nullptr; // device: the next slot, the slot being run
-    size_t next_ = 0;      // the slot the host stages next
+    void *state_ = nullptr; // device: the slot the next fetch reads, where its ids go
+    size_t next_ = 0;       // the slot the host stages next
 };
 
 } // namespace llaisys::models::nvidia

@@ -2,7 +2,7 @@
 // the GPU maps (zero-copy). The graph's first kernel copies the step's metadata from the
 // host to its device buffers and its last kernel writes the ids to the host, so a step is the
 // graph launch alone: its eight small H2D copies and one D2H copy each switched the stream
-// between the copy and compute engines, ~35 us of idle GPU a step.
+// between the copy and compute engines (on the H200 ~12 us of a 1.4 ms single-stream step).
 //
 // Slots rotate, one more than LLAISYS_MAX_PENDING_DECODES: when the host stages a step, the
 // step that used its slot before has been waited for. The device keeps the next slot's index

@@ -185,11 +185,8 @@ size_t longest_run(const std::vector<int32_t> &seq) {
 template <typename T>
 tensor_t Model::upload(tensor_t &buf, llaisysDataType_t dtype, const std::vector<T> &host,
                        DeferredCopies *deferred) const {
-    // A deferred copy moves whole 16-byte units: room for host rounded up to them.
-    constexpr size_t unit = 16 / sizeof(T);
-    const size_t room = deferred ? (host.size() + unit - 1) / unit * unit : host.size();
-    if (!buf || buf->numel() < room) // grow by doubling: graph steps keep their buffers
-        buf = new_tensor({std::max<size_t>({room, 1, buf ? 2 * buf->numel() : 0})}, dtype);
+    if (!buf || buf->numel() < host.size()) // grow by doubling: graph steps keep their buffers
+        buf = new_tensor({std::max<size_t>({host.size(), 1, buf ? 2 * buf->numel() : 0})}, dtype);
     tensor_t v = rows(buf, host.size());
     if (deferred)
         deferred->push_back({v->data(), host.data(), v->nbytes()});
@@ -506,8 +503,7 @@ void Model::decode_graph(KvCache &kv, Step &s, const LlaisysBatch &b) {
         const size_t cols = (m.max_position + s.block_size - 1) / s.block_size;
         ws_.key_table_i =
             new_tensor({std::max(max_nb * cols, s.key_table.size())}, LLAISYS_DTYPE_I32);
-        // + 16: the mailbox's copies move 16-byte units
-        ws_.params_u8 = new_tensor({max_nb * sizeof(LlaisysSamplingParams) + 16}, LLAISYS_DTYPE_U8);
+        ws_.params_u8 = new_tensor({max_nb * sizeof(LlaisysSamplingParams)}, LLAISYS_DTYPE_U8);
     }
     DeferredCopies staged;
     StepInputs in = upload_step(s, &staged);

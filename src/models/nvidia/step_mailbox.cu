@@ -62,19 +62,29 @@ __global__ void __launch_bounds__(kFetchThreads) fetch_step_kernel(std::byte *sl
     for (uint32_t first = 0; first < units; first += kFetchThreads * kFetchUnroll) {
         uint4 v[kFetchUnroll];
         uint4 *dst[kFetchUnroll];
+        uint32_t words[kFetchUnroll]; // of 4 bytes to store: 4, or fewer in a segment's tail
 #pragma unroll
         for (int u = 0; u < kFetchUnroll; ++u) {
             uint32_t i = first + u * kFetchThreads + threadIdx.x;
-            dst[u] = nullptr;
+            dst[u] = nullptr, words[u] = 0;
             if (i >= units) continue;
             uint32_t k = 0;
             for (; i >= (h.segments[k].bytes + 15) / 16; ++k) i -= (h.segments[k].bytes + 15) / 16;
             v[u] = __ldcv(reinterpret_cast<const uint4 *>(slots + h.segments[k].src) + i);
             dst[u] = reinterpret_cast<uint4 *>(h.segments[k].dst) + i;
+            words[u] = min(4u, (h.segments[k].bytes - i * 16) / 4);
         }
 #pragma unroll
-        for (int u = 0; u < kFetchUnroll; ++u)
-            if (dst[u]) *dst[u] = v[u];
+        for (int u = 0; u < kFetchUnroll; ++u) {
+            uint32_t *d = reinterpret_cast<uint32_t *>(dst[u]);
+            if (words[u] == 4) {
+                *dst[u] = v[u];
+            } else { // named words, not an index into v[u]: that would put v in local memory
+                if (words[u] > 0) d[0] = v[u].x;
+                if (words[u] > 1) d[1] = v[u].y;
+                if (words[u] > 2) d[2] = v[u].z;
+            }
+        }
     }
 }
 
@@ -104,7 +114,6 @@ bool StepMailbox::fits(const std::vector<Segment> &segments, size_t max_ids) con
 }
 
 void StepMailbox::reserve(const std::vector<Segment> &segments, size_t max_ids) {
-    CHECK_ARG(segments.size() <= kMaxSegments, "step mailbox: ", segments.size(), " segments");
     if (slots_) {
         check_cuda(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
         cudaFreeHost(slots_);
@@ -123,6 +132,11 @@ void StepMailbox::reserve(const std::vector<Segment> &segments, size_t max_ids) 
 }
 
 const int64_t *StepMailbox::stage(const std::vector<Segment> &segments) {
+    CHECK_ARG(segments.size() <= kMaxSegments, "step mailbox: ", segments.size(), " segments");
+    for (const Segment &s : segments)
+        CHECK_ARG(reinterpret_cast<uintptr_t>(s.dst) % 16 == 0 && s.bytes % 4 == 0,
+                  "step mailbox: a segment's destination must be 16-byte aligned and its size a "
+                  "multiple of 4 bytes");
     const size_t slot = kSlots * kHeaderBytes + next_ * slot_bytes_;
     Header h{};
     h.n_segments = uint32_t(segments.size());

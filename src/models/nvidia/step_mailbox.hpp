@@ -20,8 +20,7 @@ namespace llaisys::models::nvidia {
 
 class StepMailbox {
 public:
-    // bytes at src (a multiple of 4) go to dst on the device, which has room for them
-    // rounded up to 16 bytes.
+    // bytes at src (a multiple of 4) go to dst on the device (16-byte aligned).
     struct Segment {
         void *dst;
         const void *src;
@@ -39,7 +38,8 @@ public:
     // reserve() reallocates them; nothing in flight may use them then.
     bool fits(const std::vector<Segment> &segments, size_t max_ids) const;
     void reserve(const std::vector<Segment> &segments, size_t max_ids);
-    // Writes the segments into the next slot; returns the host address its ids will reach.
+    // Writes the segments (at most kMaxSegments) into the next slot; returns the host address
+    // its ids will reach.
     const int64_t *stage(const std::vector<Segment> &segments);
     // Launches the kernel that copies the staged slot's segments to their destinations (the
     // step's first) and the one that writes n ids to the slot's ids (its last).

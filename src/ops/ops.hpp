@@ -30,8 +30,11 @@ void linear_swiglu(tensor_t out, tensor_t in, const LinearProduct &gate, const L
 // GPU kernel loads it before it waits for the kernel before it.
 void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps, bool constant_weight);
 // x += residual, then out = rms_norm(x): the residual add fused into the norm after it.
+// next_early: the GPU kernel lets the kernel after it start before it waits for the one
+// before it, so that kernel's loads of what no queued work writes (a GEMV's weights) overlap
+// this one; a choice of speed, not of correctness.
 void add_rms_norm(tensor_t out, tensor_t x, tensor_t residual, tensor_t weight, float eps,
-                  bool constant_weight);
+                  bool constant_weight, bool next_early);
 void rope(tensor_t out, tensor_t in, tensor_t pos_ids, float theta);
 void self_attention(tensor_t out, tensor_t q, tensor_t k, tensor_t v, float scale);
 void swiglu(tensor_t out, tensor_t gate, tensor_t up);

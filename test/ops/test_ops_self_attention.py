@@ -48,6 +48,7 @@ CASES = [
     (77, 300, 6, 2, 128, 128),  # tiles after 223 cached keys, a tail of 13
     (150, 150, 4, 4, 64, 64),  # a tail tile of 22 queries
     (1, 1000, 12, 2, 128, 128),  # decode on the tensor cores, keys split over blocks
+    (1, 300, 16, 1, 64, 64),  # the same, 16 query heads (the tile's rows) to one KV head
 ]
 
 

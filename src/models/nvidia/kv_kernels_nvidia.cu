@@ -38,12 +38,16 @@ struct PagedKeys {
 // A block per token: the cell's old rows to the backups, then q's heads rotated in place and
 // k's rotated into the cell, v copied beside them. A token whose cell repeats token 0's is a
 // graph step's padding (real cells are distinct): it neither backs up nor writes.
+// The token's cell and position (the step's inputs), its cell's old rows (earlier steps') and
+// the angles are all read or made before the wait for the kernel before (the q/k/v product):
+// after it, one round trip for q, k and v is left.
 template <typename T>
 __global__ void rope_store_kv_kernel(T *q, const T *k, const T *v, const int64_t *pos,
                                      const int64_t *cells, T *k_cache, T *v_cache, T *backup_k,
                                      T *backup_v, int nh, int nkvh, int d, int dv,
                                      TokenPitches pitch, double log_theta) {
-    wait_for_prior_grid();
+    // The attention after it loads its keys before its own wait: launched now, it does so
+    // while the q/k/v product runs.
     allow_dependents_early();
     const int t = blockIdx.x;
     const int64_t cell = cells[t];
@@ -53,10 +57,11 @@ __global__ void rope_store_kv_kernel(T *q, const T *k, const T *v, const int64_t
     if (backup_k) {
         for (size_t i = threadIdx.x; i < k_row; i += blockDim.x) backup_k[t * k_row + i] = kc[i];
         for (size_t i = threadIdx.x; i < v_row; i += blockDim.x) backup_v[t * v_row + i] = vc[i];
-        __syncthreads(); // every old value read before the cell is written
     }
     extern __shared__ float2 angles[];
+    // Its barrier also orders every old value's read before the cell is written.
     ops::nvidia::rope_angles(angles, size_t(d), double(pos[t]), log_theta);
+    wait_for_prior_grid();
     const int half = d / 2;
     for (int j = threadIdx.x; j < nh * half; j += blockDim.x) {
         T *head = q + t * pitch.q + ptrdiff_t(j / half) * d;

@@ -13,7 +13,7 @@ namespace {
 
 // out = rms_norm(in + residual) when residual is given, the sum kept in in.
 void norm_rows(const char *op, tensor_t out, tensor_t in, tensor_t residual, tensor_t weight,
-               float eps, bool constant_weight) {
+               float eps, bool constant_weight, bool next_early) {
     check_not_null(op, {&out, &in, &weight});
     check_same_device(op, {out, in, weight});
     check_float(op, {in});
@@ -44,7 +44,7 @@ void norm_rows(const char *op, tensor_t out, tensor_t in, tensor_t residual, ten
     case LLAISYS_DEVICE_NVIDIA:
         return nvidia::rms_norm(out->data(), row_stride(out), in->data(), row_stride(in), res,
                                 res_stride, weight->data(), in->dtype(), in->dim(0), in->dim(1),
-                                eps, constant_weight);
+                                eps, constant_weight, next_early);
 #endif
     default:
         unsupported_device(op, out);
@@ -54,13 +54,13 @@ void norm_rows(const char *op, tensor_t out, tensor_t in, tensor_t residual, ten
 } // namespace
 
 void rms_norm(tensor_t out, tensor_t in, tensor_t weight, float eps, bool constant_weight) {
-    norm_rows("rms_norm", out, in, nullptr, weight, eps, constant_weight);
+    norm_rows("rms_norm", out, in, nullptr, weight, eps, constant_weight, false);
 }
 
 void add_rms_norm(tensor_t out, tensor_t x, tensor_t residual, tensor_t weight, float eps,
-                  bool constant_weight) {
+                  bool constant_weight, bool next_early) {
     CHECK_ARG(residual, "add_rms_norm: null tensor");
-    norm_rows("add_rms_norm", out, x, residual, weight, eps, constant_weight);
+    norm_rows("add_rms_norm", out, x, residual, weight, eps, constant_weight, next_early);
 }
 
 } // namespace llaisys::ops
@@ -79,6 +79,6 @@ __C llaisysStatus_t llaisysAddRmsNorm(llaisysTensor_t out, llaisysTensor_t x,
     return llaisys::api_guard([&] {
         CHECK_ARG(out && x && residual && weight, "add_rms_norm: null tensor");
         llaisys::ops::add_rms_norm(out->tensor, x->tensor, residual->tensor, weight->tensor, eps,
-                                   false);
+                                   false, false);
     });
 }

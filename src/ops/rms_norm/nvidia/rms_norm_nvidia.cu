@@ -22,16 +22,17 @@ template <typename T, int V> struct alignas(sizeof(T) * V) Pack {
 template <typename T, int V, bool Residual>
 __global__ void rms_norm_kernel(T *out, ptrdiff_t out_stride, T *in, ptrdiff_t in_stride,
                                 const T *residual, ptrdiff_t residual_stride, const T *weight,
-                                size_t d, float eps, bool constant_weight) {
+                                size_t d, float eps, bool constant_weight, bool next_early) {
     using P = Pack<T, V>;
     __shared__ float scratch[32];
     const P *w = reinterpret_cast<const P *>(weight);
     const size_t packs = d / V, first = threadIdx.x;
     P w_first, x_first;
+    if (next_early) allow_dependents_early();
     if (!constant_weight) wait_for_prior_grid();
     if (first < packs) w_first = w[first];
     if (constant_weight) wait_for_prior_grid();
-    allow_dependents_early();
+    if (!next_early) allow_dependents_early();
     P *x = reinterpret_cast<P *>(in + ptrdiff_t(blockIdx.x) * in_stride);
     P *y = reinterpret_cast<P *>(out + ptrdiff_t(blockIdx.x) * out_stride);
     float sum_sq = 0.0f;
@@ -63,13 +64,13 @@ __global__ void rms_norm_kernel(T *out, ptrdiff_t out_stride, T *in, ptrdiff_t i
 template <typename T, int V>
 void launch(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_stride,
             const std::byte *residual, ptrdiff_t residual_stride, const std::byte *weight,
-            size_t rows, size_t d, float eps, bool constant_weight) {
+            size_t rows, size_t d, float eps, bool constant_weight, bool next_early) {
     const unsigned threads = unsigned(std::min<size_t>(512, (d / V + 31) / 32 * 32));
     auto args = [&](auto kernel) {
         launch_dependent("rms_norm", kernel, unsigned(rows), threads, 0, reinterpret_cast<T *>(out),
                          out_stride, reinterpret_cast<T *>(in), in_stride,
                          reinterpret_cast<const T *>(residual), residual_stride,
-                         reinterpret_cast<const T *>(weight), d, eps, constant_weight);
+                         reinterpret_cast<const T *>(weight), d, eps, constant_weight, next_early);
     };
     if (residual)
         args(rms_norm_kernel<T, V, true>);
@@ -81,7 +82,8 @@ void launch(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_st
 
 void rms_norm(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_stride,
               const std::byte *residual, ptrdiff_t residual_stride, const std::byte *weight,
-              llaisysDataType_t dtype, size_t rows, size_t d, float eps, bool constant_weight) {
+              llaisysDataType_t dtype, size_t rows, size_t d, float eps, bool constant_weight,
+              bool next_early) {
     if (rows == 0) return;
     dispatch_cuda_float(dtype, "rms_norm", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
@@ -93,10 +95,10 @@ void rms_norm(std::byte *out, ptrdiff_t out_stride, std::byte *in, ptrdiff_t in_
                          in_stride % V == 0 && (!residual || residual_stride % V == 0);
         if (vec)
             launch<T, V>(out, out_stride, in, in_stride, residual, residual_stride, weight, rows, d,
-                         eps, constant_weight);
+                         eps, constant_weight, next_early);
         else
             launch<T, 1>(out, out_stride, in, in_stride, residual, residual_stride, weight, rows, d,
-                         eps, constant_weight);
+                         eps, constant_weight, next_early);
     });
 }
 

@@ -168,7 +168,9 @@ __device__ __forceinline__ int next_bit(uint64_t bits, int i, int end) {
 }
 
 // Shared memory of a block: a query tile of Rows rows and two stages of K and V tiles.
-template <int D, int Rows> constexpr int smem_bytes() { return (Rows + 4 * kFlashKeys) * D * 2; }
+template <int D, int Rows> __host__ __device__ constexpr int smem_bytes() {
+    return (Rows + 4 * kFlashKeys) * D * 2;
+}
 
 // Running softmax (log2 domain) and unnormalised output of a warp's 16 query rows; a
 // thread holds rows g and g + 8 (g = lane / 4), columns 2c, 2c + 1 (c = lane % 4) of every
@@ -458,10 +460,20 @@ __global__ void __launch_bounds__(kFlashWarps * 32)
             __syncthreads();
         }
 
-        // Merge the warps' softmaxes through shared memory (the K/V stages are free now).
+        // Merge the warps' softmaxes through shared memory (the K/V stages are free now): a
+        // thread a row takes the row's max, sum and each warp's weight, then every output is
+        // kFlashWarps loads and multiply-adds. Rows of o_s are kOPitch floats apart and
+        // written as pairs, so a warp's store of its 8 rows x 4 pairs hits each bank once a
+        // wavefront (a pitch of D put all 8 rows in one bank); rows past the group are
+        // padding and not stored.
+        constexpr int kOPitch = D + 8;
         float *m_s = reinterpret_cast<float *>(smem + 16 * D * 2); // [kFlashWarps][16]
         float *l_s = m_s + kFlashWarps * 16;                       // [kFlashWarps][16]
-        float *o_s = l_s + kFlashWarps * 16;                       // [kFlashWarps][16][D]
+        float *w_s = l_s + kFlashWarps * 16;                       // [kFlashWarps][16]
+        float *sum_s = w_s + kFlashWarps * 16, *mx_s = sum_s + 16; // [16] each
+        float *o_s = mx_s + 16;                                    // [kFlashWarps][16][kOPitch]
+        static_assert(16 * D * 2 + (kFlashWarps * 16 * (3 + kOPitch) + 32) * 4 <=
+                      smem_bytes<D, 16>());
         const float l_lo = quad_sum(st.l_lo), l_hi = quad_sum(st.l_hi);
         if (c == 0) {
             m_s[warp * 16 + g] = st.m_lo;
@@ -470,25 +482,40 @@ __global__ void __launch_bounds__(kFlashWarps * 32)
             l_s[warp * 16 + g + 8] = l_hi;
         }
 #pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt)
+        for (int half = 0; half < 2; ++half) {
+            const int r = g + 8 * half;
+            if (r >= group) continue;
+            float2 *row = reinterpret_cast<float2 *>(o_s + (warp * 16 + r) * kOPitch + 2 * c);
 #pragma unroll
-            for (int e = 0; e < 4; ++e)
-                o_s[(warp * 16 + g + (e < 2 ? 0 : 8)) * D + dt * 8 + 2 * c + (e & 1)] = st.o[dt][e];
+            for (int dt = 0; dt < D / 8; ++dt)
+                row[dt * 4] = make_float2(st.o[dt][2 * half], st.o[dt][2 * half + 1]);
+        }
+        __syncthreads();
+        if (threadIdx.x < group) {
+            const int r = threadIdx.x;
+            float mx = -INFINITY, sum = 0.0f;
+#pragma unroll
+            for (int w = 0; w < kFlashWarps; ++w)
+                if (l_s[w * 16 + r] > 0.0f) mx = fmaxf(mx, m_s[w * 16 + r]);
+#pragma unroll
+            for (int w = 0; w < kFlashWarps; ++w) { // empty warps (no keys) weigh 0
+                const float l = l_s[w * 16 + r], f = l > 0.0f ? exp2f(m_s[w * 16 + r] - mx) : 0.0f;
+                w_s[w * 16 + r] = f;
+                sum += l * f;
+            }
+            sum_s[r] = sum;
+            mx_s[r] = mx;
+        }
         __syncthreads();
         for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
             const int r = i / D, dim = i % D;
-            float mx = -INFINITY;
+            float o = 0.0f;
+#pragma unroll
             for (int w = 0; w < kFlashWarps; ++w)
-                if (l_s[w * 16 + r] > 0.0f) mx = fmaxf(mx, m_s[w * 16 + r]);
-            float sum = 0.0f, o = 0.0f;
-            for (int w = 0; w < kFlashWarps; ++w) {
-                if (l_s[w * 16 + r] <= 0.0f) continue;
-                const float f = exp2f(m_s[w * 16 + r] - mx);
-                sum += l_s[w * 16 + r] * f;
-                o += o_s[(w * 16 + r) * D + dim] * f;
-            }
+                o += o_s[(w * 16 + r) * kOPitch + dim] * w_s[w * 16 + r];
             // Scores here are in log2 units; the merge works in natural logs.
-            write_head_output(out, a, part, t, h0 + r, dim, o, sum, mx * 0.6931471805599453f);
+            write_head_output(out, a, part, t, h0 + r, dim, o, sum_s[r],
+                              mx_s[r] * 0.6931471805599453f);
         }
         __syncthreads(); // the next token's loads overwrite the merge's shared memory
     }

@@ -31,7 +31,12 @@ inline void check_launch(const char *op) { check_cuda(cudaGetLastError(), op); }
 // wait_for_prior_grid() before it reads anything earlier work wrote (what it reads
 // regardless, such as weights, it may load before), then allow_dependents_early() so the
 // kernel after it can be scheduled in turn. Both are no-ops before sm_90 and in kernels
-// launched the usual way.
+// launched the usual way. A kernel starts once the one before it has triggered; one that
+// triggers after its wait has seen its own predecessor finish, one that triggers first
+// (rope_store_kv, a norm with next_early) has not. So a kernel may load before its wait
+// what was written before the nearest kernel up the chain that triggers after its wait:
+// weights always, and in a decode step its inputs and earlier steps' keys, whose writers
+// finished long before.
 __device__ __forceinline__ void wait_for_prior_grid() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -243,7 +243,8 @@ tensor_t Model::finish_layer(const Layer &w, const tensor_t &next_norm, const te
     const tensor_t gate = rows(ws_.gate, r), up = rows(ws_.up, r), act = rows(ws_.act, r);
     ops::linear_shared_input(attn, {{o, w.o, nullptr}});
     // Only the norm before the q/k/v product lets it start early: gate/up's first loads,
-    // started beside the o product, slowed it by more than they gained (session 16).
+    // started beside the o product, slowed it by more than they gained (docs/gpu_notes.md,
+    // sessions 16 and 17).
     ops::add_rms_norm(xn, x, o, w.post_norm, eps, true, false);
     ops::linear_swiglu(act, xn, {gate, w.gate, nullptr}, {up, w.up, nullptr}, true);
     ops::linear_shared_input(act, {{o, w.down, nullptr}});

@@ -491,6 +491,7 @@ __global__ void __launch_bounds__(kFlashWarps * 32)
                 row[dt * 4] = make_float2(st.o[dt][2 * half], st.o[dt][2 * half + 1]);
         }
         __syncthreads();
+        static_assert(kFlashMaxGroup <= kFlashWarps * 32); // a thread for every row
         if (threadIdx.x < group) {
             const int r = threadIdx.x;
             float mx = -INFINITY, sum = 0.0f;

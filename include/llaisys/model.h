@@ -151,6 +151,14 @@ typedef struct LlaisysBatch {
 __C LLAISYS_API llaisysStatus_t llaisysModelDecode(llaisysModel_t model, llaisysKvCache_t kv,
                                                    const LlaisysBatch *batch);
 
+/* Testing: the model's next forward pass stops as it reaches layer `layer` (0-based, before
+ * that layer's work is queued) and its decode call fails with LLAISYS_ERR_INTERNAL, once, as
+ * a failed kernel launch would. It makes checkable what a failed call promises where no real
+ * fault can be made: the KV cache as before (the cells the earlier layers wrote restored),
+ * the ids a next step may take. layer < 0 disarms it. A GPU step replayed from a captured
+ * graph runs no forward pass on the host and is not stopped. */
+__C LLAISYS_API llaisysStatus_t llaisysModelFailAtLayer(llaisysModel_t model, int32_t layer);
+
 /* Decode steps that llaisysModelDecodeAsync may leave pending at once. */
 #define LLAISYS_MAX_PENDING_DECODES 2
 

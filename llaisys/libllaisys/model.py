@@ -35,6 +35,7 @@ def declare(lib: ctypes.CDLL) -> None:
         "llaisysModelDecode": [M, KV, ctypes.POINTER(LlaisysBatch)],
         "llaisysModelDecodeAsync": [M, KV, ctypes.POINTER(LlaisysBatch)],
         "llaisysModelSynchronize": [M, i32],
+        "llaisysModelFailAtLayer": [M, i32],
     }
     for name, argtypes in signatures.items():
         fn = getattr(lib, name)

@@ -117,6 +117,10 @@ __C llaisysStatus_t llaisysModelDecodeAsync(llaisysModel_t model, llaisysKvCache
     });
 }
 
+__C llaisysStatus_t llaisysModelFailAtLayer(llaisysModel_t model, int32_t layer) {
+    return api_guard([&] { unwrap(model).fail_at_layer(layer); });
+}
+
 __C llaisysStatus_t llaisysModelSynchronize(llaisysModel_t model, int32_t max_pending) {
     return api_guard([&] {
         CHECK_ARG(max_pending >= 0, "llaisysModelSynchronize: max_pending must be >= 0, got ",

@@ -302,6 +302,11 @@ tensor_t Model::forward(KvCache &kv, const Step &s, const StepInputs &in,
         ops::embedding(x, tokens, embed_);
     ops::rms_norm(xn, x, layers_[0].input_norm, m.rms_norm_eps, true);
     for (size_t l = 0; l < m.n_layer; ++l) {
+        if (int64_t(l) == fail_at_layer_) {
+            fail_at_layer_ = -1;
+            fail(LLAISYS_ERR_INTERNAL, "decode: stopped at layer ", l,
+                 " (llaisysModelFailAtLayer)");
+        }
         const Layer &w = layers_[l];
         const tensor_t &next_norm = l + 1 < m.n_layer ? layers_[l + 1].input_norm : norm_;
         if (qkv)

@@ -37,6 +37,8 @@ public:
     // Waits for pending steps, oldest first, until at most max_pending remain, writing the
     // out_token of each.
     void synchronize(size_t max_pending);
+    // llaisysModelFailAtLayer: the next forward pass to reach layer fails there (< 0: none).
+    void fail_at_layer(int32_t layer) { fail_at_layer_ = layer; }
 
 private:
     struct Layer {
@@ -123,6 +125,7 @@ private:
     // Of the decode call running: whether its sampler was queued (sampled_ids_ overwritten)
     // and whether its ids went to pending_ids_.
     bool sampling_queued_ = false, ids_sent_ = false;
+    int32_t fail_at_layer_ = -1;
 #ifdef LLAISYS_ENABLE_NVIDIA
     nvidia::StepGraphs graphs_;
     nvidia::StepMailbox mailbox_; // graph steps' metadata and ids

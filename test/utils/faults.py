@@ -1,9 +1,19 @@
-"""Fault injection into the engine's model step (Executor.after_step): raise for the next
-steps, or for the steps that run chosen requests; remember which requests each failed."""
+"""Fault injection: into the engine's model step (Executor.after_step), raising for the next
+steps or for the steps that run chosen requests and remembering which requests each failed;
+and into the core's forward pass (llaisysModelFailAtLayer)."""
 
 from __future__ import annotations
 
 from llaisys.engine.scheduler import SchedulerOutput
+from llaisys.errors import check
+from llaisys.libllaisys import LIB
+from llaisys.models import Model
+
+
+def stop_forward_at(model: Model, layer: int) -> None:
+    """The model's next forward pass stops as it reaches `layer`; its decode call raises
+    LlaisysError ("stopped at layer ...") after the layers before it queued their work."""
+    check(LIB.llaisysModelFailAtLayer(model.handle, layer))
 
 
 class InjectedFault(RuntimeError):

@@ -26,7 +26,7 @@ from llaisys.libllaisys import LIB, llaisysStatus_t
 from llaisys.models import Model
 from llaisys.models.model import MAX_PENDING_DECODES
 from test.utils.batch_builders import CacheRunner, SeqChunk
-from test.utils.faults import stop_forward_at
+from test.utils.faults import forward_stopped_at
 from test.utils.hf_reference import VOCAB, tiny_model
 
 GREEDY = {"temperature": 0.0}
@@ -176,24 +176,26 @@ def test_slot_cache_when_full_then_the_failed_call_keeps_the_ids_a_next_step_tak
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_steps_when_stopped_mid_forward_then_retried_with_the_id_they_give_the_same_ids(
-        model, layout):
-    """Step 1 stops while it is captured as a CUDA graph (on the GPU: its graph was seen once,
-    by step 0), step 2 while it runs directly (its graph's first sight again): the cells the
-    layers before the stop wrote go back, and the step mailbox starts over."""
+        model, test_device, layout):
+    """On the GPU, with no graph captured yet (a model of its own): step 1 stops while it is
+    captured as a CUDA graph (its graph was seen once, by step 0), step 2 while it runs
+    directly (its graph's first sight again). The cells the layers before the stop wrote go
+    back, and the step mailbox starts over."""
     toks = prompt(13, 7)
     want = greedy_ids(model, layout, toks, 5)
-    run = CacheRunner(model, layout)
-    steps = [queue(model, run, [SeqChunk(0, toks)])]
+    fresh = tiny_model("qwen2", device=test_device)[0]
+    run = CacheRunner(fresh, layout)
+    steps = [queue(fresh, run, [SeqChunk(0, toks)])]
     for i in range(5):
         start = len(toks) + i
         if i in (1, 2):
-            stop_forward_at(model, 1)
-            with pytest.raises(LlaisysError, match="stopped at layer 1"):
-                queue(model, run, [SeqChunk(0, [0], start=start)], prev_row=[0])
+            with forward_stopped_at(fresh, 1), pytest.raises(LlaisysError,
+                                                             match="stopped at layer 1"):
+                queue(fresh, run, [SeqChunk(0, [0], start=start)], prev_row=[0])
             token = int(steps[-1].wait().token_ids[0])  # not taken on the device after a stop
-            steps.append(queue(model, run, [SeqChunk(0, [token], start=start)]))
+            steps.append(queue(fresh, run, [SeqChunk(0, [token], start=start)]))
         else:
-            steps.append(queue(model, run, [SeqChunk(0, [0], start=start)], prev_row=[0]))
+            steps.append(queue(fresh, run, [SeqChunk(0, [0], start=start)], prev_row=[0]))
     assert [int(s.wait().token_ids[0]) for s in steps] == want
 
 

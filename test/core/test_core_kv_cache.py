@@ -12,7 +12,7 @@ import torch
 import llaisys
 from llaisys.models import DecodeBatch, Model
 from test.utils.batch_builders import BlockBatchState, CacheRunner, SeqChunk
-from test.utils.faults import stop_forward_at
+from test.utils.faults import forward_stopped_at
 from test.utils.hf_reference import VOCAB, tiny_model
 
 torch.set_num_threads(1)
@@ -201,8 +201,9 @@ def test_block_step_when_stopped_after_a_layer_rewrote_cells_then_their_keys_res
     run = CacheRunner(model, "block", n_cells=64)
     run.decode([SeqChunk(0, t)])
     before = snapshot(run)
-    stop_forward_at(model, 1)  # layer 0 overwrites the cells of positions 0..7 first
-    with pytest.raises(llaisys.LlaisysError, match="stopped at layer 1"):
+    # layer 0 overwrites the cells of positions 0..7 before the stop
+    with forward_stopped_at(model, 1), pytest.raises(llaisys.LlaisysError,
+                                                     match="stopped at layer 1"):
         run.decode([SeqChunk(0, toks(24, 8))])
     assert snapshot(run) == before
     probe(run, t, model)
@@ -213,8 +214,8 @@ def test_slot_step_when_stopped_after_a_layer_then_its_cells_freed_and_cache_unc
     run = CacheRunner(model, "slot", n_cells=12)
     run.decode([SeqChunk(0, t)])
     before = snapshot(run)
-    stop_forward_at(model, 1)
-    with pytest.raises(llaisys.LlaisysError, match="stopped at layer 1"):
+    with forward_stopped_at(model, 1), pytest.raises(llaisys.LlaisysError,
+                                                     match="stopped at layer 1"):
         run.decode([SeqChunk(0, toks(26, 6), start=6)])
     assert snapshot(run) == before
     probe(run, t, model)
@@ -223,12 +224,12 @@ def test_slot_step_when_stopped_after_a_layer_then_its_cells_freed_and_cache_unc
 def test_stop_when_disarmed_or_past_the_last_layer_then_steps_run(model):
     t = toks(27, 5)
     run = CacheRunner(model, "block", n_cells=64)
-    stop_forward_at(model, 0)
-    stop_forward_at(model, -1)
+    with forward_stopped_at(model, 0):
+        pass
     run.decode([SeqChunk(0, t[:4])])
-    stop_forward_at(model, model.config.num_layers)  # never reached
-    close(run.decode([SeqChunk(0, t[4:], start=4)]).logits, alone(model, t)[-1:])
-    stop_forward_at(model, -1)
+    with forward_stopped_at(model, model.config.num_layers):  # no such layer
+        got = run.decode([SeqChunk(0, t[4:], start=4)]).logits
+    close(got, alone(model, t)[-1:])
 
 
 def set_field(field: str, index: tuple | int, value: int) -> Callable[[DecodeBatch], None]:

@@ -4,16 +4,25 @@ and into the core's forward pass (llaisysModelFailAtLayer)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from llaisys.engine.scheduler import SchedulerOutput
 from llaisys.errors import check
 from llaisys.libllaisys import LIB
 from llaisys.models import Model
 
 
-def stop_forward_at(model: Model, layer: int) -> None:
-    """The model's next forward pass stops as it reaches `layer`; its decode call raises
-    LlaisysError ("stopped at layer ...") after the layers before it queued their work."""
+@contextmanager
+def forward_stopped_at(model: Model, layer: int) -> Iterator[None]:
+    """Inside the block, the model's next forward pass stops as it reaches `layer`: its
+    decode call raises LlaisysError ("stopped at layer ...") after the layers before it
+    queued their work. Disarmed on leaving, so a stop no call reached cannot leak."""
     check(LIB.llaisysModelFailAtLayer(model.handle, layer))
+    try:
+        yield
+    finally:
+        check(LIB.llaisysModelFailAtLayer(model.handle, -1))
 
 
 class InjectedFault(RuntimeError):

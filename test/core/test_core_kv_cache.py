@@ -10,6 +10,8 @@ import pytest
 import torch
 
 import llaisys
+from llaisys.errors import check
+from llaisys.libllaisys import LIB
 from llaisys.models import DecodeBatch, Model
 from test.utils.batch_builders import BlockBatchState, CacheRunner, SeqChunk
 from test.utils.faults import forward_stopped_at
@@ -230,6 +232,11 @@ def test_stop_when_disarmed_or_past_the_last_layer_then_steps_run(model):
     with forward_stopped_at(model, model.config.num_layers):  # no such layer
         got = run.decode([SeqChunk(0, t[4:], start=4)]).logits
     close(got, alone(model, t)[-1:])
+
+
+def test_stop_hook_when_given_no_model_then_invalid_argument():
+    with pytest.raises(llaisys.InvalidArgumentError, match="null model handle"):
+        check(LIB.llaisysModelFailAtLayer(None, 1))
 
 
 def set_field(field: str, index: tuple | int, value: int) -> Callable[[DecodeBatch], None]:

@@ -60,6 +60,7 @@ __global__ void __launch_bounds__(kThreads)
     __shared__ float scratch[32];
     __shared__ ArgBest arg_scratch[32];
     __shared__ int found, last_kept;
+    wait_for_prior_grid();
     const LlaisysSamplingParams p = params[blockIdx.x];
     const T *row = logits + ptrdiff_t(blockIdx.x) * row_stride;
     const ArgBest best = block_argmax(row, vocab, arg_scratch);
@@ -125,10 +126,10 @@ void sample(int64_t *out_ids, const std::byte *logits, llaisysDataType_t dtype, 
     if (rows == 0) return;
     dispatch_cuda_float(dtype, "sample", [&](auto tag) {
         using T = std::remove_pointer_t<decltype(tag)>;
-        sample_kernel<<<unsigned(rows), kThreads, 0, stream()>>>(
-            out_ids, reinterpret_cast<const T *>(logits), vocab, row_stride, params);
+        // A dependent launch: its block is resident when the logits' product finishes.
+        launch_dependent("sample", sample_kernel<T>, unsigned(rows), kThreads, 0, out_ids,
+                         reinterpret_cast<const T *>(logits), vocab, row_stride, params);
     });
-    check_launch("sample");
 }
 
 } // namespace llaisys::ops::nvidia

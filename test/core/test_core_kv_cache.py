@@ -4,6 +4,7 @@ stats, capacity exhaustion and invalid batches leaving the cache untouched."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -187,40 +188,37 @@ def probe(run: CacheRunner, history: list[int], model: Model) -> None:
     close(got, alone(model, history + nxt)[-1:])
 
 
-def test_slot_cache_when_too_full_then_kv_cache_full_and_unchanged(model):
-    t = toks(19, 6)
-    run = CacheRunner(model, "slot", n_cells=8)
-    run.decode([SeqChunk(0, t)])
+def fails_leaving_cache(run: CacheRunner, model: Model, history: list[int], chunk: SeqChunk,
+                       error: type[Exception], match: str, stop_at: int | None = None) -> None:
+    """After sequence 0 decoded history, decoding chunk raises error (stopped at layer
+    stop_at when given) and the cache is as before: same stats, and the next token's
+    logits those of a cache that never saw the call."""
+    run.decode([SeqChunk(0, history)])
     before = snapshot(run)
-    with pytest.raises(llaisys.KvCacheFullError, match="3 tokens need cells, 2 of 8"):
-        run.decode([SeqChunk(0, toks(20, 3), start=6)])
+    stop = nullcontext() if stop_at is None else forward_stopped_at(model, stop_at)
+    with stop, pytest.raises(error, match=match):
+        run.decode([chunk])
     assert snapshot(run) == before
-    probe(run, t, model)
+    probe(run, history, model)
+
+
+def test_slot_cache_when_too_full_then_kv_cache_full_and_unchanged(model):
+    fails_leaving_cache(CacheRunner(model, "slot", n_cells=8), model, toks(19, 6),
+                        SeqChunk(0, toks(20, 3), start=6), llaisys.KvCacheFullError,
+                        "3 tokens need cells, 2 of 8")
 
 
 def test_block_step_when_stopped_after_a_layer_rewrote_cells_then_their_keys_restored(model):
-    t = toks(23, 8)
-    run = CacheRunner(model, "block", n_cells=64)
-    run.decode([SeqChunk(0, t)])
-    before = snapshot(run)
     # layer 0 overwrites the cells of positions 0..7 before the stop
-    with forward_stopped_at(model, 1), pytest.raises(llaisys.LlaisysError,
-                                                     match="stopped at layer 1"):
-        run.decode([SeqChunk(0, toks(24, 8))])
-    assert snapshot(run) == before
-    probe(run, t, model)
+    fails_leaving_cache(CacheRunner(model, "block", n_cells=64), model, toks(23, 8),
+                        SeqChunk(0, toks(24, 8)), llaisys.LlaisysError, "stopped at layer 1",
+                        stop_at=1)
 
 
 def test_slot_step_when_stopped_after_a_layer_then_its_cells_freed_and_cache_unchanged(model):
-    t = toks(25, 6)
-    run = CacheRunner(model, "slot", n_cells=12)
-    run.decode([SeqChunk(0, t)])
-    before = snapshot(run)
-    with forward_stopped_at(model, 1), pytest.raises(llaisys.LlaisysError,
-                                                     match="stopped at layer 1"):
-        run.decode([SeqChunk(0, toks(26, 6), start=6)])
-    assert snapshot(run) == before
-    probe(run, t, model)
+    fails_leaving_cache(CacheRunner(model, "slot", n_cells=12), model, toks(25, 6),
+                        SeqChunk(0, toks(26, 6), start=6), llaisys.LlaisysError,
+                        "stopped at layer 1", stop_at=1)
 
 
 def test_stop_when_disarmed_or_past_the_last_layer_then_steps_run(model):

@@ -40,6 +40,21 @@ def test_tied_maxima_when_argmax_then_lowest_index(dtype: DataType):
     np.testing.assert_array_equal(val, [5, 3, -1])
 
 
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: d.name)
+# A vocabulary row: more 16-byte packs than the GPU block's threads take in one batch of
+# loads, and 151939 leaves a tail past the last whole pack.
+@pytest.mark.parametrize("rows, n", [(2, 151936), (1, 151939)])
+def test_vocab_rows_with_a_tie_far_apart_when_argmax_then_the_first(dtype: DataType, rows: int,
+                                                                    n: int):
+    x = random_values(np.random.default_rng(5), (rows, n), dtype)
+    first, second = 8 * 1024 * 8 + 3, n - 1  # a later batch of loads; the row's last element
+    x[:, [first, second]] = x.max() + 1.0
+    x = round_to(x, dtype)
+    idx, val = _argmax(to_tensor(x, dtype), rows, dtype)
+    np.testing.assert_array_equal(idx, [first] * rows)
+    np.testing.assert_array_equal(val, x.max(axis=1))
+
+
 def test_one_dim_vals_when_argmax_then_one_row():
     x = np.array([0.5, -1.0, 9.0, 2.0], dtype=np.float32)
     idx, val = _argmax(Tensor.from_numpy(x), 1, DataType.F32)

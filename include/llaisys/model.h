@@ -155,7 +155,8 @@ __C LLAISYS_API llaisysStatus_t llaisysModelDecode(llaisysModel_t model, llaisys
  * that layer's work is queued) and its decode call fails with LLAISYS_ERR_INTERNAL, once, as
  * a failed kernel launch would. It makes checkable what a failed call promises where no real
  * fault can be made: the KV cache as before (the cells the earlier layers wrote restored),
- * the ids a next step may take. layer < 0 disarms it. A GPU step replayed from a captured
+ * and later calls run as if it had not been made (a next call's prev_row names the failed
+ * call, so it passes its tokens). layer < 0 disarms it. A GPU step replayed from a captured
  * graph runs no forward pass on the host and is not stopped. */
 __C LLAISYS_API llaisysStatus_t llaisysModelFailAtLayer(llaisysModel_t model, int32_t layer);
 
